@@ -1,0 +1,83 @@
+"""The class table: index, codepoint, character and a romaji reading for each class."""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+# Hepburn readings of the 49 Kuzushiji-49 characters (ゝ repeats the previous kana).
+ROMAJI = {
+    "あ": "a", "い": "i", "う": "u", "え": "e", "お": "o",
+    "か": "ka", "き": "ki", "く": "ku", "け": "ke", "こ": "ko",
+    "さ": "sa", "し": "shi", "す": "su", "せ": "se", "そ": "so",
+    "た": "ta", "ち": "chi", "つ": "tsu", "て": "te", "と": "to",
+    "な": "na", "に": "ni", "ぬ": "nu", "ね": "ne", "の": "no",
+    "は": "ha", "ひ": "hi", "ふ": "fu", "へ": "he", "ほ": "ho",
+    "ま": "ma", "み": "mi", "む": "mu", "め": "me", "も": "mo",
+    "や": "ya", "ゆ": "yu", "よ": "yo",
+    "ら": "ra", "り": "ri", "る": "ru", "れ": "re", "ろ": "ro",
+    "わ": "wa", "ゐ": "wi", "ゑ": "we", "を": "wo", "ん": "n",
+    "ゝ": "iteration mark",
+}
+DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    index: int  # label value in the label arrays
+    codepoint: str  # Unicode codepoint as "U+3042"
+    char: str  # the character itself
+    romaji: str  # reading shown beside the character
+
+
+def reading(char: str) -> str:
+    """Romaji for a kana, the English name for a digit, else the character itself."""
+    if char in ROMAJI:
+        return ROMAJI[char]
+    if len(char) == 1 and char.isdigit():
+        return DIGITS[int(char)]
+    return char
+
+
+def make_class(index: int, char: str) -> ClassInfo:
+    return ClassInfo(index, f"U+{ord(char):04X}", char, reading(char))
+
+
+def k49_classes() -> list[ClassInfo]:
+    """The 49 Kuzushiji-49 classes in label order."""
+    return [make_class(i, c) for i, c in enumerate(ROMAJI)]
+
+
+def digit_classes() -> list[ClassInfo]:
+    """The ten MNIST digit classes."""
+    return [make_class(i, str(i)) for i in range(10)]
+
+
+def parse_classmap(text: str) -> list[ClassInfo]:
+    """Parse an official `*_classmap.csv` (`index,codepoint,char`)."""
+    rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
+    if not rows or not {"index", "codepoint", "char"} <= set(rows[0]):
+        raise ValueError("a classmap needs the header 'index,codepoint,char'")
+    classes = [ClassInfo(int(r["index"]), r["codepoint"], r["char"], reading(r["char"])) for r in rows]
+    if [c.index for c in classes] != list(range(len(classes))):
+        raise ValueError("classmap indices must run 0..N-1 in order")
+    return classes
+
+
+def read_classmap(path: Path) -> list[ClassInfo]:
+    return parse_classmap(Path(path).read_text(encoding="utf-8"))
+
+
+def classmap_csv(classes: list[ClassInfo]) -> str:
+    """The official classmap format, for writing fixtures and exports."""
+    lines = ["index,codepoint,char"] + [f"{c.index},{c.codepoint},{c.char}" for c in classes]
+    return "\n".join(lines) + "\n"
+
+
+def to_json(classes: list[ClassInfo]) -> list[dict]:
+    return [asdict(c) for c in classes]
+
+
+def from_json(rows: list[dict]) -> list[ClassInfo]:
+    return [ClassInfo(**r) for r in rows]

@@ -1,0 +1,52 @@
+"""Typed training configuration and the named presets a run starts from."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class TrainConfig:
+    arch: str = "seed"  # architecture name in kmnist.models.ARCHITECTURES
+    dataset: str = "kmnist6k"  # dataset name (official or a dataset folder)
+    epochs: int = 12  # passes over the training split
+    batch_size: int = 128  # images per gradient step
+    seed: int = 0  # seeds the split, the weights and the augmentation
+    val_fraction: float = 0.1  # share of the training data held out for validation
+    optimizer: str = "adadelta"  # "adadelta" (seed recipe) or "adamw"
+    learning_rate: float = 1.0  # peak learning rate
+    rho: float = 0.95  # Adadelta decay; the original Keras value
+    weight_decay: float = 0.0  # AdamW decoupled weight decay
+    schedule: str = "constant"  # "constant" or "onecycle" (linear warm-up, cosine decay)
+    warmup_epochs: float = 0.0  # warm-up length for "onecycle"
+    label_smoothing: float = 0.0  # cross-entropy label smoothing
+    augment: float = 0.0  # strength of random affine augmentation, 0 = off, 1 = default ranges
+    class_weighting: str = "none"  # "none" or "balanced" (inverse-frequency loss weights)
+    ema: float = 0.0  # weight averaging decay, 0 = off
+    tta: bool = False  # average predictions over small shifts at evaluation
+    strategy: str = "default"  # tf.distribute strategy: "default", "mirrored" or "multi-worker"
+    limit: int = 0  # use only the first N training images, 0 = all (for smoke tests)
+    framing: dict = field(default_factory=dict)  # measured dataset framing (filled in by train)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+# The seed study's recipe: Keras mnist_cnn with Adadelta(1.0, rho 0.95), batch 128, 12 epochs.
+SEED = TrainConfig()
+
+PRESETS: dict[str, TrainConfig] = {"seed": SEED}
+
+
+def preset(name: str) -> TrainConfig:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return dataclasses.replace(PRESETS[name])

@@ -1,0 +1,241 @@
+"""Where datasets live, what is present, and loading them as uint8 arrays with their class table."""
+from __future__ import annotations
+
+import gzip
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from kmnist import classes as cls
+from kmnist.download import Progress, fetch, md5sum
+
+CODH = "http://codh.rois.ac.jp/kmnist/dataset"
+MNIST_URL = "https://storage.googleapis.com/cvdf-datasets/mnist"
+SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    name: str  # file name, identical on the server and on disk
+    md5: str  # published checksum
+    role: str  # "train-imgs", "train-labels", "test-imgs", "test-labels" or "classmap"
+
+
+@dataclass(frozen=True)
+class OfficialDataset:
+    name: str  # folder name under the data dir
+    base_url: str  # where the files are published
+    files: tuple[RemoteFile, ...]  # every published file
+    title: str  # human name
+
+    def file(self, role: str) -> RemoteFile | None:
+        return next((f for f in self.files if f.role == role), None)
+
+
+def _npz_release(name: str, md5s: dict[str, str], title: str) -> OfficialDataset:
+    files = tuple(RemoteFile(f"{name}-{role}.npz", md5, role) for role, md5 in md5s.items() if role != "classmap")
+    files += (RemoteFile(f"{name}_classmap.csv", md5s["classmap"], "classmap"),)
+    return OfficialDataset(name, f"{CODH}/{name}", files, title)
+
+
+OFFICIAL: dict[str, OfficialDataset] = {
+    "k49": _npz_release("k49", {
+        "train-imgs": "7ac088b20481cf51dcd01ceaab89d821", "train-labels": "44a8e1b893f81e63ff38d73cad420f7a",
+        "test-imgs": "d352e201d846ce6b94f42c990966f374", "test-labels": "4da6f7a62e67a832d5eb1bd85c5ee448",
+        "classmap": "f7d0d0391f68bdf0fe4cf160ceb85753"}, "Kuzushiji-49"),
+    "kmnist": _npz_release("kmnist", {
+        "train-imgs": "a183fbc01ed9a345513b145673d3d0bb", "train-labels": "b0e1d240e8afec72b50437fc3bc5908a",
+        "test-imgs": "dace6de62ca8b90843cc45366337d02e", "test-labels": "3ae489a79983d0fe386152684e3b5412",
+        "classmap": "899202f6e8dc29a321ac210a03d0f2f1"}, "Kuzushiji-MNIST"),
+    "mnist": OfficialDataset("mnist", MNIST_URL, (
+        RemoteFile("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873", "train-imgs"),
+        RemoteFile("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432", "train-labels"),
+        RemoteFile("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3", "test-imgs"),
+        RemoteFile("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c", "test-labels"),
+    ), "MNIST digits"),
+}
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class DataMissingError(FileNotFoundError):
+    """Files a step needs are absent; the message says which, where, and how to supply them."""
+
+
+def data_dir(explicit: str | os.PathLike | None = None) -> Path:
+    """The data dir: an explicit path, else $KMNIST_DATA_DIR, else the per-user cache."""
+    if explicit:
+        return Path(explicit).expanduser()
+    if os.environ.get("KMNIST_DATA_DIR"):
+        return Path(os.environ["KMNIST_DATA_DIR"]).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "kmnist" / "data"
+
+
+def spec(name: str) -> OfficialDataset:
+    """The file list of a dataset: official ones by name, any other as a dataset folder."""
+    if name in OFFICIAL:
+        return OFFICIAL[name]
+    if not NAME_RE.match(name):
+        raise ValueError(f"invalid dataset name {name!r}")
+    roles = [f"{s}-{k}" for s in SPLITS for k in ("imgs", "labels")]
+    files = tuple(RemoteFile(f"{name}-{r}.npz", "", r) for r in roles)
+    return OfficialDataset(name, "", files + (RemoteFile(f"{name}_classmap.csv", "", "classmap"),), name)
+
+
+@dataclass
+class DatasetStatus:
+    name: str  # dataset name, also its folder name
+    title: str  # human name
+    folder: Path  # where its files are expected
+    present: list[str] = field(default_factory=list)  # files found
+    missing: list[str] = field(default_factory=list)  # files not found
+    official: bool = False  # downloadable from its publisher
+
+    def has(self, role: str) -> bool:
+        f = spec(self.name).file(role)
+        return f is not None and f.name in self.present
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
+
+    @property
+    def trainable(self) -> bool:
+        return all(self.has(r) for r in ("train-imgs", "train-labels", "test-imgs", "test-labels"))
+
+
+def status(name: str, root: Path | None = None) -> DatasetStatus:
+    root = data_dir(root)
+    s = spec(name)
+    folder = root / name
+    st = DatasetStatus(name, s.title, folder, official=name in OFFICIAL)
+    for f in s.files:
+        (st.present if (folder / f.name).is_file() else st.missing).append(f.name)
+    return st
+
+
+def list_datasets(root: Path | None = None) -> list[DatasetStatus]:
+    """The official datasets (present or not) and every dataset folder found under the data dir."""
+    root = data_dir(root)
+    names = list(OFFICIAL)
+    if root.is_dir():
+        for d in sorted(p for p in root.iterdir() if p.is_dir()):
+            if d.name not in OFFICIAL and NAME_RE.match(d.name) and (d / f"{d.name}-train-labels.npz").is_file():
+                names.append(d.name)
+    return [status(n, root) for n in names]
+
+
+def missing_message(st: DatasetStatus, needed: list[str]) -> str:
+    how = (f"run `python -m kmnist download {st.name}`" if st.official
+           else "copy the dataset folder there")
+    return (f"Dataset {st.name!r} is missing {', '.join(needed)} in {st.folder}. "
+            f"To supply them, {how}, or point --data-dir / KMNIST_DATA_DIR at a folder that holds {st.name}/.")
+
+
+def _path(name: str, role: str, root: Path | None) -> Path:
+    st = status(name, root)
+    f = spec(name).file(role)
+    if f is None:
+        raise DataMissingError(f"Dataset {name!r} has no {role} file")
+    if f.name not in st.present:
+        raise DataMissingError(missing_message(st, [f.name]))
+    return st.folder / f.name
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    magic = int.from_bytes(data[:4], "big")
+    ndim = magic & 0xFF
+    shape = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def _read_array(path: Path) -> np.ndarray:
+    if path.name.endswith(".gz"):
+        return _read_idx(path)
+    with np.load(path) as z:
+        return z["arr_0"]
+
+
+def load_images(name: str, split: str, root: Path | None = None) -> np.ndarray:
+    """uint8 images (N, 28, 28), 0 background, 255 ink."""
+    images = _read_array(_path(name, f"{split}-imgs", root)).astype(np.uint8, copy=False)
+    if images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise ValueError(f"{name} {split} images have shape {images.shape}, expected (N, 28, 28)")
+    return images
+
+
+def load_labels(name: str, split: str, root: Path | None = None) -> np.ndarray:
+    """uint8 labels (N,); available even when the images are not."""
+    return _read_array(_path(name, f"{split}-labels", root)).astype(np.uint8, copy=False).reshape(-1)
+
+
+def load_classes(name: str, root: Path | None = None) -> list[cls.ClassInfo]:
+    if name == "mnist":
+        return cls.digit_classes()
+    return cls.read_classmap(_path(name, "classmap", root))
+
+
+@dataclass
+class Split:
+    images: np.ndarray  # uint8 (N, 28, 28)
+    labels: np.ndarray  # uint8 (N,)
+
+
+@dataclass
+class Dataset:
+    name: str  # dataset name
+    classes: list[cls.ClassInfo]  # class table
+    train: Split  # training split (validation is carved from it)
+    test: Split  # test split, for reporting only
+
+
+def load(name: str, root: Path | None = None) -> Dataset:
+    """A whole dataset, checked for consistent shapes and labels."""
+    classes = load_classes(name, root)
+    splits = {}
+    for split in SPLITS:
+        images, labels = load_images(name, split, root), load_labels(name, split, root)
+        if len(images) != len(labels):
+            raise ValueError(f"{name} {split}: {len(images)} images but {len(labels)} labels")
+        if len(labels) and labels.max() >= len(classes):
+            raise ValueError(f"{name} {split}: label {labels.max()} outside the {len(classes)} classes")
+        splits[split] = Split(images, labels)
+    return Dataset(name, classes, splits["train"], splits["test"])
+
+
+def class_counts(name: str, split: str = "train", root: Path | None = None) -> np.ndarray:
+    """Images per class, from the labels alone."""
+    return np.bincount(load_labels(name, split, root), minlength=len(load_classes(name, root)))
+
+
+def download(name: str, root: Path | None = None, progress: Progress | None = None,
+             source: OfficialDataset | None = None, timeout: float = 10.0) -> list[Path]:
+    """Fetch the missing or corrupt files of an official dataset; report every failure at once."""
+    source = source or OFFICIAL.get(name)
+    if source is None:
+        raise ValueError(f"{name!r} is not an official dataset; choose one of {', '.join(OFFICIAL)}")
+    folder = data_dir(root) / source.name
+    fetched, errors = [], []
+    for f in source.files:
+        dest = folder / f.name
+        if dest.is_file() and md5sum(dest) == f.md5:
+            continue
+        try:
+            fetched.append(fetch(f"{source.base_url}/{f.name}", dest, f.md5, progress, timeout))
+        except Exception as e:  # noqa: BLE001 - every file's failure is reported together below
+            errors.append(str(e))
+            if "cannot reach" in str(e):
+                break  # offline: one failure says it all, so fail fast
+    if errors:
+        missing = [f.name for f in source.files if not (folder / f.name).is_file()]
+        raise DataMissingError(
+            "Download failed: " + "; ".join(errors) + ". "
+            + (f"Still missing in {folder}: {', '.join(missing)}. " if missing else "")
+            + f"To supply them by hand, get them from {source.base_url}/ and place them in {folder}, "
+            "or point --data-dir / KMNIST_DATA_DIR at a folder that holds them.")
+    return fetched

@@ -1,0 +1,47 @@
+"""Class probabilities for batches of images and for the single image the canvas sends."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from kmnist.classes import ClassInfo
+from kmnist.preprocess import to_input
+
+
+def predict_proba(model, images: np.ndarray, batch_size: int = 512, tta: bool = False) -> np.ndarray:
+    """Probabilities (N, classes) for uint8 images (N, 28, 28); tta averages over one-pixel shifts."""
+    x = to_input(images)
+    probs = model.predict(x, batch_size=batch_size, verbose=0)
+    if tta:
+        for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+            probs = probs + model.predict(np.roll(x, (dy, dx), axis=(1, 2)), batch_size=batch_size, verbose=0)
+        probs = probs / 5.0
+    return np.asarray(probs)
+
+
+class Predictor:
+    """The fast path for one image: a direct call, compiled once for a fixed input shape."""
+
+    def __init__(self, model):
+        import tensorflow as tf
+        self.model = model
+        self._call = tf.function(lambda x: model(x, training=False), reduce_retracing=True,
+                                 input_signature=[tf.TensorSpec((1, 28, 28, 1), tf.float32)])
+        self(np.zeros((28, 28), np.uint8))  # trace now, not on the first stroke
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        return np.asarray(self._call(to_input(image)))[0]
+
+
+@dataclass
+class Guess:
+    index: int  # class index
+    char: str  # the character
+    romaji: str  # its reading
+    prob: float  # model probability
+
+
+def top_k(probs: np.ndarray, classes: list[ClassInfo], k: int = 5) -> list[Guess]:
+    order = np.argsort(probs)[::-1][:k]
+    return [Guess(int(i), classes[i].char, classes[i].romaji, float(probs[i])) for i in order]
