@@ -3,14 +3,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import keras
-from keras import layers
-
 from kmnist.config import TrainConfig
 
+# Factories import Keras themselves, so listing architectures (CLI --help) stays instant.
 
-def seed(num_classes: int) -> keras.Model:
+
+def seed(num_classes: int):
     """Keras mnist_cnn, as in the seed study: 2,390,961 weights for 49 classes."""
+    import keras
+    from keras import layers
     inputs = keras.Input(shape=(28, 28, 1))
     x = layers.Rescaling(1.0 / 255)(inputs)
     x = layers.Conv2D(32, 3, activation="relu")(x)
@@ -24,21 +25,23 @@ def seed(num_classes: int) -> keras.Model:
     return keras.Model(inputs, outputs, name="seed")
 
 
-ARCHITECTURES: dict[str, Callable[[int], keras.Model]] = {"seed": seed}
+ARCHITECTURES: dict[str, Callable] = {"seed": seed}
 
 
-def build(arch: str, num_classes: int) -> keras.Model:
+def build(arch: str, num_classes: int):
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
     return ARCHITECTURES[arch](num_classes)
 
 
-def feature_model(model: keras.Model) -> keras.Model:
+def feature_model(model):
     """The penultimate representation: the layer named "features" (for embeddings)."""
+    import keras
     return keras.Model(model.inputs, model.get_layer("features").output)
 
 
-def optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+def optimizer(config: TrainConfig, steps_per_epoch: int):
+    import keras
     lr = config.learning_rate
     if config.schedule == "onecycle":
         total = max(1, config.epochs * steps_per_epoch)
@@ -56,7 +59,8 @@ def optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Opt
     raise ValueError(f"unknown optimizer {config.optimizer!r}")
 
 
-def compile_model(model: keras.Model, config: TrainConfig, steps_per_epoch: int) -> keras.Model:
+def compile_model(model, config: TrainConfig, steps_per_epoch: int):
+    import keras
     model.compile(optimizer=optimizer(config, steps_per_epoch),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
                   metrics=["accuracy"])

@@ -45,6 +45,7 @@ def write_json(path: Path, data) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(data, f, ensure_ascii=False, indent=1)
+    os.chmod(tmp, 0o644)  # mkstemp makes files private; runs are meant to be shared and read
     os.replace(tmp, path)
 
 
@@ -187,5 +188,6 @@ def set_active(run_id: str) -> Run:
     fd, tmp = tempfile.mkstemp(prefix=".ACTIVE.", dir=_pointer().parent)
     with os.fdopen(fd, "w") as f:
         f.write(run_id + "\n")
+    os.chmod(tmp, 0o644)
     os.replace(tmp, _pointer())
     return run

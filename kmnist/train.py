@@ -163,7 +163,10 @@ def train(config: TrainConfig, dataset: datasets.Dataset | None = None, callback
                   epochs=config.epochs, verbose=verbose, callbacks=[follow, *callbacks])
         train_seconds = time.time() - fit_start
         state = "cancelled" if stop.is_set() else "completed"
-        model.save(run_dir / runs.MODEL_FILE)
+        # Save an uncompiled copy: the optimizer's slots would triple the file for no use at inference.
+        inference = models.build(config.arch, num_classes)
+        inference.set_weights(model.get_weights())
+        inference.save(run_dir / runs.MODEL_FILE)
         runs.write_json(run_dir / runs.HISTORY_FILE, follow.history)
 
         from kmnist.predict import predict_proba

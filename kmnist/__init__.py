@@ -1,0 +1,1 @@
+"""kmnist: recognise handwritten Kuzushiji hiragana; data, models, training runs and evaluation."""

@@ -1,0 +1,3 @@
+from kmnist.cli import main
+
+raise SystemExit(main())

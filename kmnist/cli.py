@@ -1,0 +1,230 @@
+"""The command line: `python -m kmnist COMMAND --help`."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from kmnist import datasets, runs
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off the terminal
+
+
+def _print_json(data) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=1))
+
+
+def _run_or_active(run_id: str | None) -> runs.Run:
+    if run_id:
+        return runs.get_run(run_id)
+    run = runs.active_run()
+    if run is None:
+        raise runs.RunNotFoundError("no active model: train one (`python -m kmnist train`) or pass --run")
+    return run
+
+
+def cmd_datasets(args) -> int:
+    found = datasets.list_datasets(args.data_dir)
+    if args.json:
+        _print_json([{"name": s.name, "folder": str(s.folder), "present": s.present, "missing": s.missing,
+                      "trainable": s.trainable} for s in found])
+        return 0
+    print(f"data dir: {datasets.data_dir(args.data_dir)}")
+    for s in found:
+        state = "complete" if s.complete else ("labels only" if s.has("train-labels") else "absent")
+        print(f"  {s.name:<12} {state:<12} {s.title}")
+        for m in s.missing if s.present else []:
+            print(f"      missing {m}")
+    return 0
+
+
+def cmd_download(args) -> int:
+    from tqdm import tqdm
+    bars: dict[str, tqdm] = {}
+
+    def progress(name, done, total):
+        bar = bars.get(name) or bars.setdefault(name, tqdm(total=total, unit="B", unit_scale=True, desc=name))
+        bar.update(done - bar.n)
+
+    try:
+        got = datasets.download(args.name, args.data_dir, progress)
+    finally:
+        for bar in bars.values():
+            bar.close()
+    folder = datasets.data_dir(args.data_dir) / args.name
+    print(f"{args.name}: {len(got)} file(s) downloaded, all files present and verified in {folder}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from kmnist.config import preset
+    from kmnist.train import train
+    config = preset(args.preset or args.arch).replace(
+        arch=args.arch, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+        limit=args.limit, strategy=args.strategy, class_weighting=args.class_weighting)
+    callbacks = [] if args.json else [_ProgressPrinter()]
+    run = train(config, run_id=args.run_id, data_root=args.data_dir, callbacks=callbacks)
+    m = run.metrics
+    summary = {"run": run.id, "state": m["state"], "accuracy": m["accuracy"],
+               "balanced_accuracy": m["balanced_accuracy"], "macro_f1": m["macro_f1"],
+               "train_seconds": m["train_seconds"]}
+    if args.json:
+        _print_json(summary)
+    else:
+        print(f"run {run.id} {m['state']}: test accuracy {m['accuracy']:.4f}, balanced accuracy "
+              f"{m['balanced_accuracy']:.4f}, macro F1 {m['macro_f1']:.4f}, {m['train_seconds']:.0f} s; "
+              f"files in {run.path}")
+    return 0 if m["state"] == "completed" else 3
+
+
+class _ProgressPrinter:
+    """Keras callback printing one line per epoch (defined lazily to keep --help fast)."""
+
+    def __new__(cls):
+        import keras
+
+        class Printer(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                text = " ".join(f"{k} {v:.4f}" for k, v in (logs or {}).items())
+                print(f"epoch {epoch + 1}/{self.params.get('epochs')}: {text}", flush=True)
+
+        return Printer()
+
+
+def cmd_evaluate(args) -> int:
+    from kmnist.evaluate import report
+    from kmnist.predict import predict_proba
+    run = _run_or_active(args.run)
+    name = args.dataset or run.config.dataset
+    images = datasets.load_images(name, "test", args.data_dir)
+    labels = datasets.load_labels(name, "test", args.data_dir)
+    classes = run.classes
+    if labels.max() >= len(classes):
+        raise ValueError(f"{name} has labels up to {labels.max()}, but run {run.id} knows {len(classes)} classes")
+    y_pred = predict_proba(run.load_model(), images, tta=run.config.tta).argmax(axis=1)
+    rep = report(labels, y_pred, classes)
+    if args.json:
+        _print_json({"run": run.id, "dataset": name, "accuracy": rep.accuracy,
+                     "balanced_accuracy": rep.balanced_accuracy, "macro_f1": rep.macro_f1,
+                     "weighted_f1": rep.weighted_f1,
+                     "per_class": [{k: getattr(c, k) for k in ("index", "char", "precision", "recall", "f1",
+                                                               "support")} for c in rep.per_class]})
+    else:
+        print(f"run {run.id} on {name} test ({len(labels)} images)\n")
+        print(rep.text)
+        print(f"accuracy {rep.accuracy:.4f}  balanced accuracy {rep.balanced_accuracy:.4f}  "
+              f"macro F1 {rep.macro_f1:.4f}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    import numpy as np
+    from kmnist.predict import predict_proba, top_k
+    from kmnist.preprocess import BadImageError, EmptyImageError, prepare
+    run = _run_or_active(args.run)
+    model = run.load_model()
+    results, failed = [], 0
+    for path in args.images:
+        try:
+            image = prepare(Path(path), run.framing)
+        except (OSError, BadImageError, EmptyImageError) as e:
+            failed += 1
+            print(f"{path}: {e}", file=sys.stderr)
+            continue
+        probs = predict_proba(model, image[None])[0]
+        results.append({"file": str(path), "top": [
+            {"index": g.index, "char": g.char, "prob": round(g.prob, 6)} for g in top_k(probs, run.classes)]})
+    if args.json:
+        _print_json(results)
+    else:
+        for r in results:
+            print(f"{r['file']}: " + "  ".join(f"{g['char']} {g['prob']:.3f}" for g in r["top"]))
+    return 1 if failed else 0
+
+
+def cmd_runs(args) -> int:
+    active = runs.active_run_id()
+    rows = [{"id": r.id, "active": r.id == active, "shipped": r.shipped, "state": r.state,
+             "arch": r.config.arch, "dataset": r.config.dataset, "accuracy": r.metrics.get("accuracy"),
+             "balanced_accuracy": r.metrics.get("balanced_accuracy")} for r in runs.list_runs()]
+    if args.json:
+        _print_json(rows)
+        return 0
+    if not rows:
+        print(f"no runs yet in {runs.runs_dir()}")
+    for r in rows:
+        acc = f"{r['accuracy']:.4f}" if r["accuracy"] is not None else "-"
+        print(f"{'*' if r['active'] else ' '} {r['id']:<40} {r['state']:<10} {r['arch']:<10} {r['dataset']:<10} {acc}"
+              + ("  (shipped)" if r["shipped"] else ""))
+    return 0
+
+
+def cmd_activate(args) -> int:
+    run = runs.set_active(args.run)
+    print(f"active model: {run.label()}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    from kmnist.config import PRESETS
+    from kmnist.models import ARCHITECTURES
+    p = argparse.ArgumentParser(prog="python -m kmnist", description="Kuzushiji recognition: data, training, "
+                                "evaluation and prediction.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def add(name, func, help_text):
+        s = sub.add_parser(name, help=help_text, description=help_text)
+        s.set_defaults(func=func)
+        return s
+
+    def data_dir(s):
+        s.add_argument("--data-dir", help="data dir (default: $KMNIST_DATA_DIR, else the per-user cache)")
+
+    def json_flag(s):
+        s.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+    s = add("datasets", cmd_datasets, "list the datasets, what is present and what is missing")
+    data_dir(s), json_flag(s)
+    s = add("download", cmd_download, "download an official dataset from CODH (MD5-checked)")
+    s.add_argument("name", choices=list(datasets.OFFICIAL))
+    data_dir(s)
+    s = add("train", cmd_train, "train a model and write a run directory")
+    s.add_argument("--arch", default="seed", choices=list(ARCHITECTURES))
+    s.add_argument("--preset", choices=list(PRESETS), help="recipe to start from (default: the --arch name)")
+    s.add_argument("--dataset", default="kmnist6k")
+    s.add_argument("--epochs", type=int)
+    s.add_argument("--batch-size", type=int)
+    s.add_argument("--seed", type=int)
+    s.add_argument("--limit", type=int, help="use only the first N training images")
+    s.add_argument("--class-weighting", choices=["none", "balanced"])
+    s.add_argument("--strategy", choices=["default", "mirrored", "multi-worker"],
+                   help="tf.distribute strategy (multi-worker reads TF_CONFIG)")
+    s.add_argument("--run-id", help="name for the run directory (default: dataset-arch-time)")
+    data_dir(s), json_flag(s)
+    s = add("evaluate", cmd_evaluate, "score a run on a dataset's test set")
+    s.add_argument("--run", help="run id (default: the active model)")
+    s.add_argument("--dataset", help="dataset (default: the one the run trained on)")
+    data_dir(s), json_flag(s)
+    s = add("predict", cmd_predict, "recognise characters in PNG/JPG files")
+    s.add_argument("images", nargs="+", help="image files: dataset-style (light on dark) or drawings")
+    s.add_argument("--run", help="run id (default: the active model)")
+    json_flag(s)
+    s = add("runs", cmd_runs, "list training runs (* marks the active model)")
+    json_flag(s)
+    s = add("activate", cmd_activate, "make a run the active model")
+    s.add_argument("run")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (datasets.DataMissingError, runs.RunNotFoundError, FileExistsError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
