@@ -40,7 +40,8 @@ def split_train_val(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.
 def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
     """Inverse-frequency weights with mean 1 over the training images."""
     counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
-    weights = np.where(counts > 0, len(labels) / (num_classes * np.maximum(counts, 1)), 0.0)
+    present = max(int((counts > 0).sum()), 1)
+    weights = np.where(counts > 0, len(labels) / (present * np.maximum(counts, 1)), 0.0)
     return weights.astype(np.float32)
 
 
@@ -127,6 +128,10 @@ def train(config: TrainConfig, dataset: datasets.Dataset | None = None, callback
     import keras
     from kmnist import models
 
+    if config.arch not in models.ARCHITECTURES:
+        raise ValueError(f"unknown architecture {config.arch!r}; choose one of {', '.join(models.ARCHITECTURES)}")
+    if dataset is None:  # before the run dir exists: missing data is a message, not a failed run
+        dataset = datasets.load(config.dataset, data_root)
     run_id = runs.validate_run_id(run_id or runs.new_run_id(config))
     run_dir = runs.create_run_dir(run_id, runs_root)
     started = time.time()
@@ -135,8 +140,6 @@ def train(config: TrainConfig, dataset: datasets.Dataset | None = None, callback
     runs.write_json(run_dir / runs.STATUS_FILE, status)
     restore = _install_signal_handlers(stop)
     try:
-        if dataset is None:
-            dataset = datasets.load(config.dataset, data_root)
         if config.dataset != dataset.name:
             config = config.replace(dataset=dataset.name)
         train_x, train_y = dataset.train.images, dataset.train.labels
@@ -160,7 +163,8 @@ def train(config: TrainConfig, dataset: datasets.Dataset | None = None, callback
         model.fit(make_pipeline(train_x[tr], train_y[tr], num_classes, config, True, weights),
                   validation_data=make_pipeline(train_x[va], train_y[va], num_classes, config, False)
                   if len(va) else None,
-                  epochs=config.epochs, verbose=verbose, callbacks=[follow, *callbacks])
+                  epochs=config.epochs, verbose=verbose, callbacks=[follow, *callbacks],
+                  shuffle=False)  # the pipeline shuffles, seeded
         train_seconds = time.time() - fit_start
         state = "cancelled" if stop.is_set() else "completed"
         # Save an uncompiled copy: the optimizer's slots would triple the file for no use at inference.

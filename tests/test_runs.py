@@ -1,0 +1,34 @@
+"""The runs registry and the active-model pointer."""
+from __future__ import annotations
+
+import pytest
+
+from kmnist import runs
+from kmnist.config import TrainConfig
+from kmnist.train import train
+
+
+def test_shipped_default_is_active_until_another_is_chosen(data_dir):
+    shipped = runs.active_run()
+    assert shipped is not None and shipped.shipped, "a fresh clone has a working default model"
+    assert shipped.has_model and shipped.metrics["accuracy"] > 0.5
+    mine = train(TrainConfig(dataset="tiny10", epochs=1, limit=60), data_root=data_dir, run_id="mine")
+    assert runs.active_run_id() == shipped.id, "training does not change the active model by itself"
+    runs.set_active("mine")
+    assert runs.active_run_id() == "mine"
+    ids = [r.id for r in runs.list_runs()]
+    assert ids[0] == "mine" and shipped.id in ids
+    assert mine.label().startswith("mine (seed on tiny10")
+
+
+def test_unknown_runs_are_reported(runs_dir):
+    with pytest.raises(runs.RunNotFoundError):
+        runs.get_run("no-such-run")
+    with pytest.raises(ValueError):
+        runs.set_active("../../etc")
+
+
+def test_a_dangling_pointer_falls_back_to_the_default(runs_dir):
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    (runs_dir / "ACTIVE").write_text("deleted-run\n")
+    assert runs.active_run_id() == (runs.DEFAULT_POINTER.read_text().strip())
