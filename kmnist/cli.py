@@ -167,6 +167,50 @@ def cmd_activate(args) -> int:
     return 0
 
 
+def cmd_embed(args) -> int:
+    import time
+    from kmnist import embed
+    names = args.dataset or [embed.kuzushiji_dataset(args.data_dir), "mnist"]
+    run_id = (args.run or runs.active_run_id() or "") if args.space == "features" else ""
+    started = time.time()
+
+    def progress(stage, done):
+        print(f"[{time.time() - started:6.1f} s] {stage}", file=sys.stderr, flush=True)
+
+    rows = []
+    for name in names:
+        config = embed.EmbedConfig(dataset=name, space=args.space, run_id=run_id, sample=args.sample,
+                                   splits=tuple(args.splits or ()), pca=args.pca, n_neighbors=args.neighbors,
+                                   min_dist=args.min_dist, seed=args.seed)
+        emb = embed.get(config, args.data_dir, progress, force=args.force)
+        path = embed.save(emb, Path(args.out)) if args.out else emb.source
+        rows.append({"dataset": name, "space": args.space, "run": run_id or None, "points": len(emb.indices),
+                     "splits": list(emb.splits), "seconds": round(emb.seconds, 1), "file": str(path)})
+    if args.json:
+        _print_json(rows)
+    else:
+        for r in rows:
+            print(f"{r['dataset']} {r['space']}: {r['points']:,} points from {'+'.join(r['splits'])} "
+                  f"({r['seconds']} s to compute) in {r['file']}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from kmnist import bench
+    opts = bench.BenchOptions(dataset=args.dataset, data_root=args.data_dir, quick=args.quick,
+                              imbalance=not args.no_imbalance, k49_cost=not args.no_k49_cost)
+    if args.arch:
+        opts.archs = tuple(args.arch)
+    results = bench.run_bench(opts, log=bench.log_stderr)
+    bench.write(results, Path(args.out), Path(args.markdown) if args.markdown else None)
+    if args.json:
+        _print_json(results)
+    else:
+        print(bench.markdown(results))
+        print(f"results in {args.out}" + (f", tables in {args.markdown}" if args.markdown else ""))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     from kmnist.config import PRESETS
     from kmnist.models import ARCHITECTURES
@@ -211,10 +255,38 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("images", nargs="+", help="image files: dataset-style (light on dark) or drawings")
     s.add_argument("--run", help="run id (default: the active model)")
     json_flag(s)
+    s = add("bench", cmd_bench, "train and measure architectures side by side; write results JSON and "
+            "markdown tables")
+    s.add_argument("--dataset", default="kmnist6k")
+    s.add_argument("--arch", action="append", choices=list(ARCHITECTURES),
+                   help="architecture to include, repeatable; the last is the one the studies use "
+                        "(default: seed and the flagship)")
+    s.add_argument("--quick", action="store_true", help="smoke mode: 1 epoch on a few hundred images (seconds)")
+    s.add_argument("--no-imbalance", action="store_true", help="skip the class-imbalance study")
+    s.add_argument("--no-k49-cost", action="store_true", help="skip the K49 epoch-cost estimate")
+    s.add_argument("--out", default="benchmarks/results.json", help="results JSON (default: %(default)s)")
+    s.add_argument("--markdown", default="BENCHMARKS.md",
+                   help="markdown file whose bench section is rewritten; '' for none (default: %(default)s)")
+    data_dir(s), json_flag(s)
     s = add("runs", cmd_runs, "list training runs (* marks the active model)")
     json_flag(s)
     s = add("activate", cmd_activate, "make a run the active model")
     s.add_argument("run")
+    s = add("embed", cmd_embed, "UMAP maps of dataset images (PCA, then seeded UMAP), cached on disk")
+    s.add_argument("--dataset", nargs="+", help="datasets to map (default: the Kuzushiji one here, and mnist)")
+    s.add_argument("--space", choices=["pixels", "features"], default="pixels",
+                   help="raw pixels, or a run's penultimate-layer features")
+    s.add_argument("--run", help="run whose features are mapped (default: the active model)")
+    s.add_argument("--sample", type=int, default=16000, help="points per map at most")
+    s.add_argument("--splits", nargs="+", choices=list(datasets.SPLITS),
+                   help="splits to sample (default: train, plus test when train has fewer than --sample)")
+    s.add_argument("--pca", type=int, default=50, help="PCA components before UMAP (0 = none)")
+    s.add_argument("--neighbors", type=int, default=15, help="UMAP n_neighbors")
+    s.add_argument("--min-dist", type=float, default=0.1, help="UMAP min_dist")
+    s.add_argument("--seed", type=int, default=0, help="seeds the sample, PCA and UMAP")
+    s.add_argument("--force", action="store_true", help="recompute even when a stored map exists")
+    s.add_argument("--out", help="also write the map file here (e.g. assets/embeddings to ship it)")
+    data_dir(s), json_flag(s)
     return p
 
 

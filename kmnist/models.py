@@ -25,7 +25,40 @@ def seed(num_classes: int):
     return keras.Model(inputs, outputs, name="seed")
 
 
-ARCHITECTURES: dict[str, Callable] = {"seed": seed}
+def _conv_bn(x, filters: int, name: str):
+    """3x3 convolution, BatchNorm, ReLU; the conv has no bias because BatchNorm adds one.
+
+    BatchNorm momentum 0.9 (not 0.99): runs are a few hundred steps, and the slower average would
+    leave the inference statistics far from the trained weights.
+    """
+    from keras import layers
+    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+def resnet_bn(num_classes: int, widths: tuple[int, ...] = (32, 64, 128)):
+    """Small pre-pooled ResNet: a 28x28 stem, then one residual block per stage at 14, 7 and 4 pixels."""
+    import keras
+    from keras import layers
+    inputs = keras.Input(shape=(28, 28, 1))
+    x = layers.Rescaling(1.0 / 255)(inputs)
+    x = _conv_bn(x, widths[0], "stem")
+    for stage, width in enumerate(widths, 1):
+        x = layers.MaxPooling2D(2, padding="same", name=f"s{stage}_pool")(x)
+        shortcut = x if x.shape[-1] == width else layers.Conv2D(width, 1, use_bias=False, name=f"s{stage}_proj")(x)
+        y = _conv_bn(x, width, f"s{stage}a")
+        y = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"s{stage}b_conv")(y)
+        y = layers.BatchNormalization(momentum=0.9, name=f"s{stage}b_bn")(y)
+        x = layers.ReLU(name=f"s{stage}_out")(layers.Add(name=f"s{stage}_add")([shortcut, y]))
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dense(256, activation="relu", name="features")(x)
+    x = layers.Dropout(0.3)(x)
+    outputs = layers.Dense(num_classes, activation="softmax")(x)
+    return keras.Model(inputs, outputs, name="resnet_bn")
+
+
+ARCHITECTURES: dict[str, Callable] = {"seed": seed, "resnet-bn": resnet_bn}
 
 
 def build(arch: str, num_classes: int):

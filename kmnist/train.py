@@ -50,7 +50,10 @@ def strategy_for(name: str):
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        # Without GPUs MirroredStrategy() would take CPU:0 alone; replicate over every logical CPU
+        # device instead, so a CPU split into logical devices (as the tests do) really runs replicas.
+        cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(None if tf.config.list_logical_devices("GPU") else cpus)
     if name == "multi-worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise ValueError(f"unknown strategy {name!r}; choose default, mirrored or multi-worker")
@@ -68,7 +71,7 @@ def make_pipeline(images, labels, num_classes, config: TrainConfig, training: bo
         ds = ds.shuffle(len(x), seed=config.seed, reshuffle_each_iteration=True)
     ds = ds.batch(config.batch_size)
     if training and config.augment > 0:
-        aug = augmenter(config.augment, config.seed)
+        aug = augmenter(config.augment, config.seed, config.elastic)
         ds = ds.map(lambda x, *rest: (aug(x), *rest), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
@@ -115,8 +118,7 @@ def _make_callbacks(run_dir: Path, config: TrainConfig, steps: int, started: flo
             for k, v in (logs or {}).items():
                 self.history.setdefault(k, []).append(float(v))
             runs.write_json(run_dir / runs.HISTORY_FILE, self.history)
-            self.epoch = epoch + 1
-            self.write("running", steps, logs)
+            self.write("running", steps, logs)  # self.epoch is still this epoch: "epoch e+1, all batches done"
 
     return Follow()
 

@@ -20,7 +20,7 @@ def real_data_dir() -> Path | None:
     return None
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")  # session scope: module-scoped fixtures (an app server) can use it too
 def shared_data() -> Path:
     d = real_data_dir()
     if d is None:

@@ -1,0 +1,302 @@
+"""`python -m kmnist bench`: train and measure architectures side by side on one dataset and one machine.
+
+Every architecture trains with its own preset on the same data, then is measured the same way: test
+scores, training time and speed, single-image latency, batch throughput, size and peak memory. Two
+studies ride along: class-imbalance handling on a skewed copy of the training set, and the cost of a
+K49 epoch extrapolated from timed steps on a generated stand-in of K49's size.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from kmnist import datasets
+from kmnist.config import TrainConfig, preset
+
+K49_TRAIN_IMAGES = 232_365  # size of the official K49 training set
+QUICK_LIMIT = 300  # training images per run in --quick mode
+MARK_START, MARK_END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+@dataclass
+class BenchOptions:
+    dataset: str = "kmnist6k"  # dataset every architecture trains and is tested on
+    archs: tuple[str, ...] = ("seed", "resnet-bn")  # architectures, each trained with its own preset
+    data_root: Path | None = None  # data dir (default: kmnist.datasets.data_dir())
+    quick: bool = False  # smoke mode: 1 epoch on a few hundred images, short timings, in-process
+    imbalance: bool = True  # run the imbalance study (flagship with and without class weighting)
+    imbalance_epochs: int = 15  # epochs per imbalance-study run (fewer than the preset, to bound wall time)
+    k49_cost: bool = True  # time K49-preset steps on a generated stand-in of K49's size
+    k49_steps: int = 200  # timed steps for the K49 estimate (after warm-up)
+    latency_calls: int = 300  # single-image calls timed per model
+    seed: int = 0  # seeds the training runs and the imbalanced subset
+
+
+def machine_info() -> dict:
+    """CPU, cores, library versions and load: what a reader needs to compare timings."""
+    import keras
+    import tensorflow as tf
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "logical_cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
+            "os": platform.platform(), "python": platform.python_version(), "tensorflow": tf.__version__,
+            "keras": keras.__version__, "numpy": np.__version__,
+            "loadavg_1_5_15": [round(x, 2) for x in os.getloadavg()],
+            "when": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def percentiles_ms(seconds: list[float]) -> dict:
+    ms = np.asarray(seconds) * 1000
+    return {"p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)), "calls": len(ms)}
+
+
+def latency(model, calls: int) -> dict:
+    """Single-image latency of the canvas path (`Predictor`, a compiled tf.function) and of a plain
+    eager Keras call, each timed per call after warm-up."""
+    from kmnist.predict import Predictor
+    from kmnist.preprocess import to_input
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (calls, 28, 28), dtype=np.uint8)
+    predictor = Predictor(model)
+    paths: dict[str, Callable] = {"predictor": predictor,
+                                  "eager": lambda im: np.asarray(model(to_input(im), training=False))}
+    out = {}
+    for name, call in paths.items():
+        for im in images[:10]:  # warm-up: first calls pay tracing and allocation
+            call(im)
+        times = []
+        for im in images:
+            t = time.perf_counter()
+            call(im)
+            times.append(time.perf_counter() - t)
+        out[name] = percentiles_ms(times)
+    return out
+
+
+def throughput(model, batch: int = 256, repeats: int = 10) -> float:
+    """Images per second for batches of `batch` through the compiled predict step."""
+    from kmnist.preprocess import to_input
+    x = to_input(np.random.default_rng(0).integers(0, 256, (batch, 28, 28), dtype=np.uint8))
+    model.predict_on_batch(x)
+    t = time.perf_counter()
+    for _ in range(repeats):
+        model.predict_on_batch(x)
+    return batch * repeats / (time.perf_counter() - t)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (resource.getrusage ru_maxrss, KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure_arch(config: TrainConfig, dataset: datasets.Dataset, latency_calls: int) -> dict:
+    """Train one configuration and measure the saved model; meant to run in its own process."""
+    from kmnist.train import train
+    with tempfile.TemporaryDirectory() as tmp:
+        run = train(config, dataset=dataset, runs_root=Path(tmp), run_id=f"bench-{config.arch}")
+        m = run.metrics
+        model = run.load_model()
+        lat = latency(model, latency_calls)
+        result = {k: m[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "train_seconds",
+                                    "train_images_per_s", "params", "model_bytes", "train_images",
+                                    "epochs_done")}
+        recalls = [c["recall"] for c in m["per_class"]]
+    return result | {"arch": config.arch, "config": config.to_json() | {"framing": None},
+                     "min_class_recall": float(min(recalls)), "latency_ms": lat,
+                     "batch256_images_per_s": throughput(model), "peak_rss_mb": peak_rss_mb()}
+
+
+def imbalanced(dataset: datasets.Dataset, seed: int) -> tuple[datasets.Dataset, dict[int, float]]:
+    """A skewed copy of the training split: per class, keep a share from 100% down to 10%
+    (geometric steps, assigned to classes at random), like K49's most to least frequent characters."""
+    rng = np.random.default_rng(seed)
+    n = len(dataset.classes)
+    keep = dict(zip(rng.permutation(n).tolist(), np.geomspace(1.0, 0.1, n).tolist()))
+    labels = dataset.train.labels
+    picked = []
+    for c, share in keep.items():
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        picked.append(idx[: max(2, int(round(len(idx) * share)))])
+    order = np.sort(np.concatenate(picked))
+    train = datasets.Split(dataset.train.images[order], labels[order])
+    return datasets.Dataset(f"{dataset.name}-imbalanced", dataset.classes, train, dataset.test), keep
+
+
+def k49_cost(config: TrainConfig, images: int, steps: int) -> dict:
+    """Seconds per K49 epoch, extrapolated from `steps` timed training steps on random 49-class data of
+    K49's size run through the real input pipeline (shuffle, augmentation, class weights)."""
+    import keras
+    from kmnist import models
+    from kmnist.train import class_weights, make_pipeline
+    rng = np.random.default_rng(config.seed)
+    x = rng.integers(0, 256, (images, 28, 28), dtype=np.uint8)
+    y = rng.integers(0, 49, images).astype(np.uint8)
+    n_train = int(round(images * (1 - config.val_fraction)))
+    per_epoch = int(np.ceil(n_train / config.batch_size))
+    keras.utils.set_random_seed(config.seed)
+    model = models.compile_model(models.build(config.arch, 49), config, per_epoch)
+    stamps: list[float] = []
+
+    class Clock(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            stamps.append(time.perf_counter())
+
+    warmup = min(20, steps)
+    t = time.perf_counter()
+    pipeline = make_pipeline(x[:n_train], y[:n_train], 49, config, True, class_weights(y[:n_train], 49))
+    build_s = time.perf_counter() - t
+    fit_start = time.perf_counter()
+    model.fit(pipeline, epochs=1, steps_per_epoch=warmup + steps, verbose=0, callbacks=[Clock()])
+    per_step = (stamps[-1] - stamps[warmup - 1]) / steps if steps else float("nan")
+    return {"images": images, "train_images": n_train, "batch_size": config.batch_size,
+            "steps_per_epoch": per_epoch, "timed_steps": steps, "warmup_steps": warmup,
+            "seconds_per_step": per_step, "pipeline_build_s": build_s,
+            "first_step_s": stamps[0] - fit_start,  # tracing plus filling the whole-epoch shuffle buffer
+            "epoch_seconds": per_step * per_epoch, "epochs": config.epochs,
+            "total_hours": per_step * per_epoch * config.epochs / 3600, "peak_rss_mb": peak_rss_mb()}
+
+
+def _call(isolate: bool, fn, *args):
+    """Run fn(*args) in a fresh process when isolating, so each peak-memory reading is its own."""
+    if not isolate:
+        return fn(*args)
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn"), max_tasks_per_child=1) as pool:
+        return pool.submit(fn, *args).result()
+
+
+def run_bench(opts: BenchOptions, log: Callable[[str], None] = print) -> dict:
+    """Train and measure every architecture, then the studies; return the results document."""
+    started = time.time()
+    dataset = datasets.load(opts.dataset, opts.data_root)
+    isolate = not opts.quick
+
+    def cfg(name: str, **changes) -> TrainConfig:
+        config = preset(name).replace(dataset=dataset.name, seed=opts.seed, **changes)
+        return config.replace(epochs=1, limit=QUICK_LIMIT) if opts.quick else config
+
+    results: dict = {"machine": machine_info(), "dataset": dataset.name, "quick": opts.quick,
+                     "peak_memory": "resource.getrusage(RUSAGE_SELF).ru_maxrss of the process that loaded "
+                                    "the data, trained, saved, reloaded and measured the model"
+                                    + (" (one process per model)" if isolate else
+                                       " (all in one process: --quick, so later rows include earlier ones)"),
+                     "latency": "single 28x28 image, after 10 warm-up calls; 'predictor' is kmnist.predict."
+                                "Predictor (tf.function with a fixed (1,28,28,1) signature, the canvas path), "
+                                "'eager' is a plain model(x) call",
+                     "models": []}
+    calls = 30 if opts.quick else opts.latency_calls
+    for arch in opts.archs:
+        log(f"bench: training and measuring {arch} on {dataset.name}")
+        row = _call(isolate, measure_arch, cfg(arch), dataset, calls)
+        log(f"bench: {arch}: accuracy {row['accuracy']:.4f}, {row['train_seconds']:.0f} s")
+        results["models"].append(row)
+    flagship = opts.archs[-1]
+    if opts.imbalance:
+        skewed, keep = imbalanced(dataset, opts.seed)
+        study = {"arch": flagship, "train_images": int(len(skewed.train.labels)),
+                 "keep_share": {dataset.classes[c].char: round(s, 3) for c, s in sorted(keep.items())},
+                 "epochs": 1 if opts.quick else opts.imbalance_epochs, "runs": []}
+        for weighting in ("none", "balanced"):
+            log(f"bench: imbalance study, {flagship} with class_weighting={weighting}")
+            row = _call(isolate, measure_arch, cfg(flagship, epochs=study["epochs"], class_weighting=weighting),
+                        skewed, calls)
+            study["runs"].append({"class_weighting": weighting} | {
+                k: row[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "min_class_recall",
+                                    "train_seconds")})
+        results["imbalance"] = study
+    if opts.k49_cost:
+        log("bench: timing K49-preset steps on a generated 49-class stand-in")
+        config = preset("k49")
+        images, steps = (2_000, 3) if opts.quick else (K49_TRAIN_IMAGES, opts.k49_steps)
+        results["k49_cost"] = {"preset": "k49", "arch": config.arch} | _call(
+            isolate, k49_cost, config, images, steps)
+    results["wall_seconds"] = time.time() - started
+    return results
+
+
+def _fmt_ms(d: dict) -> str:
+    return f"{d['p50']:.2f} / {d['p95']:.2f}"
+
+
+def markdown(results: dict) -> str:
+    """The results as markdown tables (what `bench` puts into BENCHMARKS.md)."""
+    m = results["machine"]
+    lines = [f"Measured {m['when']} on {m['cpu']}, {m['usable_cores']} usable of {m['logical_cores']} logical "
+             f"cores, load average {m['loadavg_1_5_15']} at start; Python {m['python']}, TensorFlow "
+             f"{m['tensorflow']}, Keras {m['keras']}. Dataset `{results['dataset']}`"
+             + (", **--quick smoke run (numbers meaningless)**" if results["quick"] else "")
+             + f"; whole bench {results['wall_seconds'] / 60:.1f} min.", "",
+             "| arch | test acc | balanced acc | macro F1 | epochs | train time | train img/s "
+             "| latency p50 / p95 ms (Predictor) | eager p50 / p95 ms | batch-256 img/s | params "
+             "| model file | peak RSS |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in results["models"]:
+        lines.append(
+            f"| `{r['arch']}` | {r['accuracy']:.4f} | {r['balanced_accuracy']:.4f} | {r['macro_f1']:.4f} "
+            f"| {r['epochs_done']} | {r['train_seconds']:.0f} s | {r['train_images_per_s']:.0f} "
+            f"| {_fmt_ms(r['latency_ms']['predictor'])} | {_fmt_ms(r['latency_ms']['eager'])} "
+            f"| {r['batch256_images_per_s']:.0f} | {r['params']:,} | {r['model_bytes'] / 1e6:.2f} MB "
+            f"| {r['peak_rss_mb']:.0f} MB |")
+    lines += ["", f"Latency: {results['latency']}.", f"Peak memory: {results['peak_memory']}."]
+    if "imbalance" in results:
+        s = results["imbalance"]
+        lines += ["", f"**Imbalance study** (`{s['arch']}`, epochs: {s['epochs']}, {s['train_images']} training "
+                  "images kept; share kept per class: "
+                  + ", ".join(f"{c} {v:.0%}" for c, v in s["keep_share"].items())
+                  + "; balanced test set):", "",
+                  "| class_weighting | test acc | balanced acc | macro F1 | worst class recall | train time |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        for r in s["runs"]:
+            lines.append(f"| {r['class_weighting']} | {r['accuracy']:.4f} | {r['balanced_accuracy']:.4f} "
+                         f"| {r['macro_f1']:.4f} | {r['min_class_recall']:.4f} | {r['train_seconds']:.0f} s |")
+    if "k49_cost" in results:
+        k = results["k49_cost"]
+        lines += ["", f"**K49 cost estimate** (preset `{k['preset']}`, arch `{k['arch']}`): {k['timed_steps']} "
+                  f"steps of batch {k['batch_size']} timed after {k['warmup_steps']} warm-up steps on random "
+                  f"49-class images, {k['images']:,} of them"
+                  + (" (K49's training-set size)" if k["images"] == K49_TRAIN_IMAGES else "")
+                  + f", through the real input pipeline: {k['seconds_per_step'] * 1000:.0f} ms/step "
+                  f"× {k['steps_per_epoch']} steps "
+                  f"= **{k['epoch_seconds'] / 60:.1f} min per epoch** (extrapolated), "
+                  f"{k['epochs']} epochs ≈ **{k['total_hours']:.1f} h**. Not in the per-step time: building the "
+                  f"pipeline ({k['pipeline_build_s']:.0f} s, once) and the first step ({k['first_step_s']:.0f} s: "
+                  f"tracing and filling the shuffle buffer). Peak RSS {k['peak_rss_mb']:.0f} MB."]
+    return "\n".join(lines) + "\n"
+
+
+def write(results: dict, json_path: Path, markdown_path: Path | None) -> None:
+    """Save results.json; put the tables between the bench markers of the markdown file (or append)."""
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(results, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    if markdown_path is None:
+        return
+    block = f"{MARK_START}\n{markdown(results)}{MARK_END}"
+    text = markdown_path.read_text(encoding="utf-8") if markdown_path.is_file() else "# Benchmarks\n\n"
+    if MARK_START in text and MARK_END in text:
+        head, rest = text.split(MARK_START, 1)
+        text = head + block + rest.split(MARK_END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    markdown_path.write_text(text, encoding="utf-8")
+
+
+def log_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

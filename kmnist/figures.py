@@ -1,0 +1,130 @@
+"""Plotly figures for the pages: class counts, top-5 guesses, the clickable confusion matrix, training
+curves and per-class F1 across runs. Pure functions of data, so they are tested without a browser."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from kmnist.classes import ClassInfo
+from kmnist.predict import Guess
+
+CONFUSION_PX = 640  # height of the confusion-matrix figure; markers are sized to fill its cells
+MARGIN = dict(l=10, r=10, t=40, b=10)
+
+
+def class_counts(counts: np.ndarray, classes: Sequence[ClassInfo], title: str) -> go.Figure:
+    """Images per class as bars, the characters on the axis."""
+    counts = np.asarray(counts)
+    fig = go.Figure(go.Bar(
+        x=[c.char for c in classes], y=counts, marker_color="#4c78a8",
+        customdata=[[c.romaji, c.index] for c in classes],
+        hovertemplate="%{x} (%{customdata[0]}, class %{customdata[1]}): %{y:,} images<extra></extra>"))
+    fig.update_layout(title=title, margin=MARGIN, height=360, yaxis_title="images", bargap=0.15,
+                      xaxis=dict(type="category", tickfont=dict(size=16 if len(classes) <= 12 else 13)))
+    return fig
+
+
+def top_guesses(guesses: Sequence[Guess]) -> go.Figure:
+    """The top-k probabilities as horizontal bars, the best guess on top."""
+    labels = [f"{g.char}  {g.romaji}" for g in guesses]
+    probs = [g.prob for g in guesses]
+    fig = go.Figure(go.Bar(
+        x=probs, y=labels, orientation="h", marker_color=["#e45756"] + ["#4c78a8"] * (len(guesses) - 1),
+        text=[f"{p:.1%}" for p in probs], textposition="auto",
+        hovertemplate="%{y}: %{x:.2%}<extra></extra>"))
+    fig.update_layout(margin=MARGIN, height=60 + 44 * len(guesses), xaxis=dict(range=[0, 1], tickformat=".0%"),
+                      yaxis=dict(autorange="reversed", tickfont=dict(size=18)), title="Top guesses")
+    return fig
+
+
+def confusion(cm: np.ndarray, classes: Sequence[ClassInfo], normalise: bool = False) -> go.Figure:
+    """The confusion matrix as a scatter of square markers, one per cell, so a click selects a cell.
+
+    Rows are true classes (top to bottom), columns predicted classes. Each point's customdata is
+    [true, predicted, count, row share, true char, predicted char]; `cell_from_selection` reads it back.
+    """
+    cm = np.asarray(cm, dtype=np.int64)
+    n = len(cm)
+    support = np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    share = cm / support
+    true, pred = np.divmod(np.arange(n * n), n)
+    counts = cm.ravel()
+    shares = share.ravel()
+    value = shares if normalise else counts
+    chars = [c.char for c in classes]
+    custom = [[int(t), int(p), int(k), float(s), chars[t], chars[p]]
+              for t, p, k, s in zip(true, pred, counts, shares)]
+    off = true != pred
+    cell_px = (CONFUSION_PX - 90) / n
+    fig = go.Figure()
+    # Hits and mistakes get their own colour scales: on one scale the hits would wash out every mistake.
+    for mask, scale in ((~off, "Greens"), (off, "Reds")):
+        shown = value[mask]
+        top = max(float(shown.max(initial=0)), 1e-9)
+        fig.add_trace(go.Scatter(
+            x=pred[mask], y=true[mask], mode="markers+text" if n <= 12 else "markers",
+            marker=dict(symbol="square", size=cell_px * 0.92, color=shown, colorscale=scale,
+                        cmin=0, cmax=top,
+                        line=dict(width=0.5, color="#bbbbbb")),
+            text=[(f"{v:.0%}" if normalise else f"{v:d}") if v else "" for v in shown],
+            textfont=dict(size=11, color=["white" if v > 0.55 * top else "#333333" for v in shown]),  # legible
+            customdata=[c for c, m in zip(custom, mask) if m],
+            hovertemplate=("true %{customdata[4]} → predicted %{customdata[5]}<br>"
+                           "count %{customdata[2]} (%{customdata[3]:.1%} of true %{customdata[4]})<extra></extra>")))
+    ticks = dict(tickmode="array", tickvals=list(range(n)), ticktext=chars, tickfont=dict(size=14 if n <= 12 else 10),
+                 showgrid=False, zeroline=False)
+    fig.update_layout(height=CONFUSION_PX, width=CONFUSION_PX, margin=dict(l=60, r=10, t=30, b=60),
+                      showlegend=False, plot_bgcolor="white",
+                      xaxis=dict(title="predicted", range=[-0.5, n - 0.5], **ticks),
+                      # first class at the top, as printed matrices read
+                      yaxis=dict(title="true", range=[n - 0.5, -0.5], **ticks))
+    return fig
+
+
+def cell_from_selection(selection: Mapping | None) -> tuple[int, int] | None:
+    """(true, predicted) of the first selected confusion-matrix point, or None when nothing is selected."""
+    points = (selection or {}).get("points") or []
+    if not points:
+        return None
+    point = points[0]
+    custom = point.get("customdata")
+    if custom:
+        return int(custom[0]), int(custom[1])
+    return int(round(point["y"])), int(round(point["x"]))
+
+
+def history(hist: Mapping[str, Sequence[float]]) -> go.Figure:
+    """Loss and accuracy per epoch, training and validation, side by side."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"), horizontal_spacing=0.08)
+    colours = {"": "#4c78a8", "val_": "#f58518"}
+    for col, metric in enumerate(("loss", "accuracy"), start=1):
+        for prefix, colour in colours.items():
+            values = hist.get(prefix + metric)
+            if not values:
+                continue
+            fig.add_trace(go.Scatter(
+                x=list(range(1, len(values) + 1)), y=list(values), mode="lines+markers",
+                name="validation" if prefix else "training", line=dict(color=colour),
+                legendgroup=prefix or "train", showlegend=col == 1), row=1, col=col)
+    fig.update_xaxes(title_text="epoch")
+    fig.update_layout(height=340, margin=MARGIN, legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def f1_across_runs(table: pd.DataFrame, threshold: float | None = None) -> go.Figure:
+    """Grouped bars of F1 per class (columns) for each run (rows), with the weak-class line."""
+    fig = go.Figure([go.Bar(name=str(run_id), x=list(table.columns), y=row.to_numpy(),
+                            hovertemplate=f"{run_id}<br>%{{x}}: F1 %{{y:.3f}}<extra></extra>")
+                     for run_id, row in table.iterrows()])
+    if threshold is not None:
+        fig.add_hline(y=threshold, line_dash="dash", line_color="#e45756", annotation_text=f"threshold {threshold:.2f}")
+    # Keep room for five classes, so one or two weak classes do not become slabs across the page.
+    pad = max(0.5, (5 - len(table.columns)) / 2)
+    fig.update_layout(barmode="group", height=360, margin=MARGIN, yaxis=dict(range=[0, 1.02], title="F1"),
+                      xaxis=dict(type="category", tickfont=dict(size=16), range=[-pad, len(table.columns) - 1 + pad]),
+                      legend=dict(orientation="h", y=-0.2), showlegend=True)
+    return fig

@@ -1,0 +1,300 @@
+"""Background training jobs: start `python -m kmnist train` as its own process, find it again, cancel it.
+
+Everything is on disk, so a reloaded page or a restarted app finds the job again: a small record per
+job in `runs_dir()/.jobs/` (pid, log, start time) and the run's own status.json, which train.py rewrites.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from kmnist import datasets, runs
+from kmnist.config import preset
+
+ACTIVE_STATES = ("starting", "running")
+NICENESS = 10  # training runs below the app's priority, so pages stay responsive meanwhile
+LOG_TAIL = 2000  # characters of the log quoted when a job died without a status
+
+
+class JobError(RuntimeError):
+    """A job cannot be started or found; the message says why."""
+
+
+@dataclass
+class JobRequest:
+    dataset: str  # dataset to train on (must have train and test images and labels)
+    arch: str = "seed"  # architecture name in kmnist.models.ARCHITECTURES
+    epochs: int = 12  # passes over the training split
+    batch_size: int = 128  # images per gradient step
+    seed: int = 0  # seeds the split, the weights and the augmentation
+    limit: int = 0  # use only the first N training images, 0 = all
+
+
+@dataclass
+class Job:
+    run_id: str  # the run directory the job writes
+    pid: int | None  # the training process
+    started: float  # when it was started (epoch seconds)
+    state: str  # starting, running, completed, cancelled, failed, or interrupted (process gone mid-run)
+    status: dict = field(default_factory=dict)  # the run's status.json, empty until the process writes it
+    message: str = ""  # why it failed or was interrupted
+    log: Path | None = None  # its stdout and stderr (None for trainings started from a terminal)
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    @property
+    def run(self) -> runs.Run | None:
+        try:
+            return runs.get_run(self.run_id)
+        except runs.RunNotFoundError:
+            return None  # the process has not written its config yet
+
+
+def training_allowed() -> bool:
+    """Whether this app may start trainings: KMNIST_ALLOW_TRAINING=0 makes it read-only."""
+    return os.environ.get("KMNIST_ALLOW_TRAINING", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def jobs_dir() -> Path:
+    return runs.runs_dir() / ".jobs"
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """Process state letter and start time (clock ticks since boot) from /proc, None where unreadable."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2:].split()  # the command name may hold spaces and parentheses
+    return fields[0], int(fields[19])
+
+
+def pid_alive(pid: int | None, proc_start: int | None = None) -> bool:
+    """Whether the process still runs; proc_start guards against a recycled pid."""
+    if not pid:
+        return False
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0]:  # reap our own finished child, else it lingers as a zombie
+            return False
+    except ChildProcessError:
+        pass  # not our child: someone else reaps it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, under another user
+    stat = _proc_stat(pid)
+    if stat is None:
+        return True
+    return stat[0] != "Z" and (proc_start is None or stat[1] == proc_start)
+
+
+def _log_tail(path: Path | None) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")[-LOG_TAIL:].strip() if path else ""
+    except OSError:
+        return ""
+
+
+def _job(run_id: str, record: dict) -> Job:
+    status = runs.read_json(runs.runs_dir() / run_id / runs.STATUS_FILE, {}) or {}
+    log = Path(record["log"]) if record.get("log") else None
+    pid = record.get("pid") or status.get("pid")  # no record: a training started from a terminal
+    alive = pid_alive(pid, record.get("proc_start"))
+    state, message = status.get("state"), status.get("error", "")
+    if state in ACTIVE_STATES and not alive:
+        state = "interrupted"
+        message = (f"The training process (pid {pid}) is gone but its run never finished: the app or machine "
+                   f"was restarted, or the process was killed. It stopped at epoch {status.get('epoch', 0)} of "
+                   f"{status.get('epochs', '?')}; start a new training to try again.")
+    elif state is None:
+        if alive:
+            state = "starting"
+        elif record.get("cancel_requested"):
+            state = "cancelled"
+        else:
+            state = "failed"
+            message = "The training process ended before it wrote any status. Its log:\n" + _log_tail(log)
+    started = record.get("started") or (runs.runs_dir() / run_id).stat().st_mtime
+    return Job(run_id, pid, started, state, status, message, log)
+
+
+def _records() -> dict[str, dict]:
+    found = {}
+    if jobs_dir().is_dir():
+        for p in jobs_dir().glob("*.json"):
+            record = runs.read_json(p)
+            if isinstance(record, dict) and record.get("run_id"):
+                found[record["run_id"]] = record
+    return found
+
+
+def list_jobs() -> list[Job]:
+    """Every job started here, and every run started elsewhere (a terminal) that is still going; newest first."""
+    records = _records()
+    found = [_job(run_id, r) for run_id, r in records.items()]
+    root = runs.runs_dir()
+    if root.is_dir():
+        for p in root.iterdir():
+            if p.is_dir() and p.name not in records and runs.RUN_ID_RE.match(p.name):
+                status = runs.read_json(p / runs.STATUS_FILE, {}) or {}
+                if status.get("state") in ACTIVE_STATES:
+                    found.append(_job(p.name, {}))
+    return sorted(found, key=lambda j: j.started, reverse=True)
+
+
+def latest() -> Job | None:
+    """The job to show: the running one, else the most recent one."""
+    found = list_jobs()
+    return next((j for j in found if j.active), found[0] if found else None)
+
+
+def running() -> Job | None:
+    job = latest()
+    return job if job and job.active else None
+
+
+def get(run_id: str) -> Job:
+    record = _records().get(run_id, {})
+    if not record and not (runs.runs_dir() / run_id).is_dir():
+        raise JobError(f"no training job named {run_id!r} in {runs.runs_dir()}")
+    return _job(run_id, record)
+
+
+@contextmanager
+def _lock():
+    """Serialise starts across processes, so two clicks cannot both pass the one-at-a-time check."""
+    jobs_dir().mkdir(parents=True, exist_ok=True)
+    with open(jobs_dir() / "lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _new_run_id(request: JobRequest) -> str:
+    base = runs.new_run_id(preset(request.arch).replace(arch=request.arch, dataset=request.dataset))
+    run_id, n = base, 1
+    while (runs.runs_dir() / run_id).exists() or (jobs_dir() / f"{run_id}.json").exists():
+        n += 1
+        run_id = f"{base}-{n}"
+    return run_id
+
+
+def command(request: JobRequest, run_id: str, data_root: Path | None = None) -> list[str]:
+    """The command line a job runs."""
+    argv = [sys.executable, "-m", "kmnist", "train", "--dataset", request.dataset, "--arch", request.arch,
+            "--epochs", str(request.epochs), "--batch-size", str(request.batch_size), "--seed", str(request.seed),
+            "--run-id", run_id, "--data-dir", str(datasets.data_dir(data_root).resolve()), "--json"]
+    if request.limit:
+        argv += ["--limit", str(request.limit)]
+    nice = shutil.which("nice")
+    return [nice, "-n", str(NICENESS), *argv] if nice else argv  # nice execs, so the pid stays the trainer's
+
+
+def start(request: JobRequest, data_root: Path | None = None) -> str:
+    """Start a training in the background and return its run id; refuses while another one runs."""
+    from kmnist.models import ARCHITECTURES
+    if not training_allowed():
+        raise JobError("Training is turned off here (KMNIST_ALLOW_TRAINING=0): this app is read-only.")
+    if request.arch not in ARCHITECTURES:
+        raise JobError(f"unknown architecture {request.arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+    status = datasets.status(request.dataset, data_root)
+    if not status.trainable:
+        raise JobError(datasets.missing_message(status, status.missing))
+    if request.epochs < 1 or request.batch_size < 1:
+        raise JobError("epochs and batch size must be at least 1")
+    with _lock():
+        busy = running()
+        if busy:
+            raise JobError(f"Training run {busy.run_id!r} is still {busy.state}: one training at a time, "
+                           "because a second one would halve the speed of both. Wait for it or cancel it.")
+        run_id = _new_run_id(request)
+        log = jobs_dir() / f"{run_id}.log"
+        env = os.environ | {"KMNIST_RUNS_DIR": str(runs.runs_dir().resolve()), "TF_CPP_MIN_LOG_LEVEL": "2",
+                            "PYTHONUNBUFFERED": "1"}
+        argv = command(request, run_id, data_root)
+        with open(log, "wb") as out:
+            # Its own session: the training outlives a page rerun, and a Ctrl-C in the app's terminal.
+            proc = subprocess.Popen(argv, cwd=runs.ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        stat = _proc_stat(proc.pid)
+        runs.write_json(jobs_dir() / f"{run_id}.json", {
+            "run_id": run_id, "pid": proc.pid, "proc_start": stat[1] if stat else None, "started": time.time(),
+            "log": str(log), "argv": argv, "request": asdict(request)})
+    return run_id
+
+
+def cancel(run_id: str) -> Job:
+    """Ask a job to stop: train.py finishes the current batch, saves the run and marks it cancelled."""
+    job = get(run_id)
+    if not job.active:
+        return job
+    run_dir = runs.runs_dir() / run_id
+    if run_dir.is_dir():
+        (run_dir / runs.CANCEL_FILE).touch()
+    else:
+        # Still importing TensorFlow, before any run dir or signal handler: stopping it loses nothing.
+        path = jobs_dir() / f"{run_id}.json"
+        runs.write_json(path, (runs.read_json(path, {}) or {}) | {"cancel_requested": True})
+        if job.pid and pid_alive(job.pid):
+            os.kill(job.pid, signal.SIGTERM)
+    return get(run_id)
+
+
+def read_log(job: Job) -> str:
+    return _log_tail(job.log)
+
+
+def describe(job: Job) -> str:
+    """One line: where the job stands."""
+    s = job.status
+    if job.state == "running":
+        eta = s.get("eta_s")
+        return (f"epoch {s.get('epoch', 0)}/{s.get('epochs', '?')} · batch {s.get('batch', 0)}/{s.get('batches', '?')}"
+                + (f" · about {format_seconds(eta)} left" if eta is not None else ""))
+    if job.state == "starting":
+        return "starting: loading TensorFlow and the data"
+    return job.state
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def progress_fraction(job: Job) -> float:
+    """Share of the training done, 0..1, from epoch and batch."""
+    s = job.status
+    if job.state == "completed":
+        return 1.0
+    epochs, batches = s.get("epochs") or 0, s.get("batches") or 0
+    if not epochs or not batches:
+        return 0.0
+    done = (max(s.get("epoch", 1) - 1, 0) * batches + s.get("batch", 0)) / (epochs * batches)
+    return min(max(done, 0.0), 1.0)
+
+
+def live_point(job: Job) -> tuple[float, dict[str, float]] | None:
+    """The running epoch's metrics so far and where they sit on an epoch axis (epoch e ends at x = e)."""
+    s = job.status
+    metrics = {k: v for k, v in (s.get("metrics") or {}).items() if k in ("loss", "accuracy")}
+    if job.state != "running" or not s.get("batches") or not metrics:
+        return None
+    return max(s.get("epoch", 1) - 1, 0) + s.get("batch", 0) / s["batches"], metrics

@@ -1,0 +1,72 @@
+"""Dataset: what data is here, images per class, example images per class, and downloads."""
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from kmnist import data_summary, datasets, figures
+from pages import common
+
+SAMPLES = 8  # example images per class
+
+st.title("Datasets")
+root = datasets.data_dir()
+st.caption(f"Data dir: `{root}` (set `KMNIST_DATA_DIR` to use another). K49 has 49 hiragana classes, "
+           "Kuzushiji-MNIST 10 of them; dataset folders in the official layout (such as kmnist6k) count too.")
+
+summaries = data_summary.summarise_all()
+st.dataframe(pd.DataFrame(data_summary.table(summaries)), hide_index=True)
+labelled = [s for s in summaries if s.has_labels]
+if not labelled:
+    st.info(f"No dataset is in `{root}` yet. Download an official one below (needs internet), run "
+            "`python -m kmnist download k49`, or point `KMNIST_DATA_DIR` at a folder holding the dataset "
+            "folders (k49/, kmnist/, kmnist6k/, mnist/).")
+else:
+    names = [s.name for s in labelled]
+    pick = st.selectbox("Dataset", names, index=names.index("k49") if "k49" in names else 0, key="dataset_name")
+    chosen = next(s for s in labelled if s.name == pick)
+    splits = [sp for sp, n in (("train", chosen.train_size), ("test", chosen.test_size)) if n is not None]
+    split = st.radio("Split", splits, horizontal=True, key="dataset_split")
+    classes = datasets.load_classes(pick)
+    counts = datasets.class_counts(pick, split)
+    st.plotly_chart(figures.class_counts(counts, classes, f"{chosen.title}: {split} images per class"),
+                    key="counts")
+    hi, lo = int(np.argmax(counts)), int(np.argmin(counts))
+    st.caption(f"{counts.sum():,} {split} images. Most: {classes[hi].char} ({counts[hi]:,}); fewest: "
+               f"{classes[lo].char} ({counts[lo]:,}), {counts[hi] / max(counts[lo], 1):.0f}× fewer. "
+               "Counted from the labels, so this works without the images.")
+
+    st.subheader("Example images per class")
+    images = common.array(pick, split, "imgs")
+    if images is None:
+        st.info(common.missing_note(pick, split))
+    else:
+        st.caption(f"{SAMPLES} random {split} images of each class, as stored: light ink on black, 28×28 pixels.")
+        common.class_grid(images, common.samples(pick, split, len(classes), SAMPLES), classes)
+
+st.subheader("Download the official datasets")
+st.caption("Files come from their publishers (CODH for Kuzushiji, Google's MNIST mirror), are checked "
+           "against the published MD5 and only then stored in the data dir.")
+for name, source in datasets.OFFICIAL.items():
+    status = datasets.status(name)
+    if status.complete:
+        st.success(f"{source.title} ({name}): all {len(source.files)} files present.")
+        continue
+    if st.button(f"Download {source.title} ({name})", key=f"download_{name}",
+                 help="Fetches only the missing files: " + ", ".join(status.missing)):
+        bar = st.progress(0.0, text=f"Starting {name}…")
+
+        def progress(file: str, done: int, total: int | None, bar=bar) -> None:
+            share = done / total if total else 0.0
+            size = f" of {total / 1e6:.1f} MB" if total else ""
+            bar.progress(min(share, 1.0), text=f"{file}: {done / 1e6:.1f}{size}")
+
+        try:
+            with st.spinner(f"Downloading {name}…"):
+                fetched = datasets.download(name, progress=progress)
+        except datasets.DataMissingError as e:
+            st.error(str(e))
+        else:
+            bar.progress(1.0, text=f"{name}: {len(fetched)} file(s) downloaded and verified")
+            st.success(f"{source.title} is ready in {status.folder}.")
+    else:
+        st.caption(f"{name}: missing " + ", ".join(status.missing))

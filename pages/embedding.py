@@ -1,0 +1,111 @@
+"""Embedding page: UMAP maps of Kuzushiji beside MNIST (or of the active model's features), coloured by
+class; selecting points shows their images, and the last drawing is placed among its neighbours."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from kmnist import datasets, embed, embed_plot, runs
+from pages import common
+
+SHOWN = 120  # selected images shown at most
+
+
+def sample(emb: embed.Embedding, kind: str) -> np.ndarray | None:
+    """The mapped points' images ("imgs") or labels ("labels"), None when the data is not here."""
+    parts = [common.array(emb.config.dataset, s, kind) for s in emb.splits]
+    return None if any(p is None for p in parts) else embed.take(emb, parts)
+
+
+@st.cache_resource(max_entries=2, show_spinner="Computing the model's features of the mapped images…")
+def _feature_points(source: str, stamp: float, run_id: str, model_stamp: float) -> np.ndarray:
+    emb = embed.read(Path(source))
+    return embed.vectors(sample(emb, "imgs"), "features", common.model(runs.get_run(run_id)))
+
+
+def drawing_mark(emb: embed.Embedding, imgs: np.ndarray, run: runs.Run | None) -> dict[str, np.ndarray]:
+    """The last drawing's place on the map, found among its nearest mapped neighbours."""
+    drawing = st.session_state.get(common.LAST_DRAWING)
+    if drawing is None:
+        return {}
+    if emb.config.space == "pixels":
+        points, new = embed.vectors(imgs), embed.vectors(drawing[None])
+    else:
+        model_file = run.path / runs.MODEL_FILE
+        points = _feature_points(str(emb.source), emb.source.stat().st_mtime, run.id, model_file.stat().st_mtime)
+        new = embed.vectors(drawing[None], "features", common.model(run))
+    return {"your last drawing": embed.place(points, emb.coords, new)[0]}
+
+
+def compute_button(config: embed.EmbedConfig, run: runs.Run | None) -> None:
+    """No stored map for these parameters: offer to compute it here (the data is needed)."""
+    status = datasets.status(config.dataset)
+    if not status.has("train-imgs"):
+        st.info(f"No map of {config.dataset} is stored, and its images are not here to compute one. "
+                + common.missing_note(config.dataset, "train"))
+        return
+    st.info(f"No map of {config.dataset} ({config.space}) is stored yet. Computing one takes about a minute; "
+            "it is then kept in the cache for every later visit (or run `python -m kmnist embed`).")
+    if st.button("Compute this map", key=f"compute-{config.key()}", type="primary"):
+        bar = st.progress(0.0, text="starting")
+        embed.get(config, progress=lambda stage, done: bar.progress(done, text=stage),
+                  model=common.model(run) if run else None)
+        st.rerun()
+
+
+def show_map(config: embed.EmbedConfig, run: runs.Run | None = None, place_drawing: bool = False) -> None:
+    emb = embed.find(config)
+    if emb is None:
+        compute_button(config, run)
+        return
+    labels, imgs = sample(emb, "labels"), sample(emb, "imgs")
+    try:
+        classes = datasets.load_classes(config.dataset)
+    except datasets.DataMissingError:
+        classes = run.classes if run else None
+    if classes is None:
+        labels = None  # without a class table the labels cannot be named
+    marks = drawing_mark(emb, imgs, run) if place_drawing and imgs is not None else {}
+    event = st.plotly_chart(embed_plot.map_figure(emb, labels, classes, marks), on_select="rerun",
+                            selection_mode=("points", "box", "lasso"), key=f"map-{config.key()}")
+    st.caption(embed.describe(emb))
+    if labels is None or imgs is None:
+        st.info("The map's positions ship with the app, but colours by class and the images come from the "
+                "data. " + common.missing_note(config.dataset, emb.splits[-1],
+                                               "labels" if labels is None else "imgs"))
+        return
+    picked = embed_plot.selected_points(event.selection if event else None)
+    if not len(picked):
+        st.caption("Drag a lasso or a box over points to see their images.")
+        return
+    counts = np.bincount(labels[picked], minlength=len(classes))
+    summary = ", ".join(f"{classes[c].char} {counts[c]}" for c in np.argsort(-counts) if counts[c])
+    common.show_strip(imgs[picked[:SHOWN]], f"{len(picked):,} selected ({summary})"
+                      + (f"; the first {SHOWN} shown" if len(picked) > SHOWN else ""), cols=12)
+
+
+st.title("Embedding")
+st.caption("UMAP lays the images out in 2-D so that similar ones sit close together. Hover a point to see "
+           "its character; lasso some to see the images.")
+mode = st.radio("Map of", ["pixels", "features"], horizontal=True, key="embed-space",
+                format_func=lambda m: {"pixels": "Raw pixels: Kuzushiji beside MNIST",
+                                       "features": "Features of the active model"}[m])
+if st.session_state.get(common.LAST_DRAWING) is None:
+    st.caption("Draw a character on the **Draw** page and it is placed on the Kuzushiji map as a star.")
+
+if mode == "pixels":
+    left, right = st.columns(2)
+    with left:
+        kuzushiji = embed.kuzushiji_dataset()
+        st.subheader(f"Kuzushiji ({kuzushiji})")
+        show_map(embed.EmbedConfig(dataset=kuzushiji), place_drawing=True)
+    with right:
+        st.subheader("MNIST digits")
+        show_map(embed.EmbedConfig(dataset="mnist"))
+else:
+    active = common.active_run_or_stop()
+    st.subheader(f"Penultimate-layer features of {active.id}, on {active.config.dataset}")
+    show_map(embed.EmbedConfig(dataset=active.config.dataset, space="features", run_id=active.id), active,
+             place_drawing=True)

@@ -1,0 +1,129 @@
+"""Training page: start a training in the background, follow it live, cancel it, activate the result.
+
+The training is its own process (kmnist.jobs), never part of this script's run: the page only reads the
+run's status.json, so a reload or an app restart finds the job again.
+"""
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from kmnist import datasets, figures, jobs, runs
+from kmnist.config import TrainConfig
+from kmnist.models import ARCHITECTURES
+
+POLL_S = 1.0  # seconds between status reads while a job runs
+BATCH_SIZES = [32, 64, 128, 256, 512]
+FINISHED_WITH_MODEL = ("completed", "cancelled")
+
+
+def start_form(allowed: bool, busy: jobs.Job | None) -> None:
+    trainable = [s.name for s in datasets.list_datasets() if s.trainable]
+    if not trainable:
+        st.info(f"No dataset here has training and test images, so there is nothing to train on. "
+                f"Download one with `python -m kmnist download kmnist`, or point KMNIST_DATA_DIR at a folder "
+                f"that holds a dataset folder (data dir now: `{datasets.data_dir()}`).")
+    defaults = TrainConfig()
+    off = not allowed  # read-only: the whole form is shown, greyed out
+    with st.form("train-form"):
+        left, mid, right = st.columns(3)
+        dataset = left.selectbox("Dataset", trainable or ["(none)"], disabled=off or not trainable,
+                                 index=trainable.index(defaults.dataset) if defaults.dataset in trainable else 0,
+                                 help="Datasets with training and test images here")
+        arch = left.selectbox("Architecture", list(ARCHITECTURES), disabled=off)
+        epochs = mid.number_input("Epochs", 1, 200, defaults.epochs, disabled=off)
+        batch = mid.selectbox("Batch size", BATCH_SIZES, BATCH_SIZES.index(defaults.batch_size), disabled=off)
+        seed = right.number_input("Seed", 0, 2**31 - 1, defaults.seed, disabled=off,
+                                  help="Seeds the split, weights and order")
+        why = ("training is turned off here" if not allowed else f"run {busy.run_id} is still {busy.state}"
+               if busy else "" if trainable else "no dataset to train on")
+        submitted = right.form_submit_button("Start training", type="primary", disabled=bool(why),
+                                             help=f"Disabled: {why}" if why else "Runs in the background")
+    if submitted:
+        try:
+            run_id = jobs.start(jobs.JobRequest(dataset, arch, int(epochs), int(batch), int(seed)))
+        except jobs.JobError as e:
+            st.error(str(e))
+            return
+        st.toast(f"Started run {run_id}")
+        st.rerun()
+
+
+def curves(job: jobs.Job) -> go.Figure | None:
+    """Per-epoch loss and accuracy, plus where the running epoch stands."""
+    history = job.status.get("history") or (job.run.history if job.run else {})
+    point = jobs.live_point(job)
+    if not history and point is None:
+        return None
+    fig = figures.history(history)
+    if point is not None:
+        x, metrics = point
+        for col, metric in enumerate(("loss", "accuracy"), start=1):
+            if metric in metrics:
+                fig.add_trace(go.Scatter(x=[x], y=[metrics[metric]], mode="markers", name="this epoch so far",
+                                         marker=dict(color="#4c78a8", size=10, symbol="circle-open"),
+                                         showlegend=col == 1, hovertemplate="%{y:.4f} so far<extra></extra>"),
+                              row=1, col=col)
+    return fig
+
+
+def finished(job: jobs.Job, allowed: bool) -> None:
+    run = job.run
+    m = run.metrics if run else {}
+    if "accuracy" in m:
+        cols = st.columns(5)
+        cols[0].metric("Test accuracy", f"{m['accuracy']:.2%}")
+        cols[1].metric("Balanced accuracy", f"{m['balanced_accuracy']:.2%}")
+        cols[2].metric("Macro F1", f"{m['macro_f1']:.3f}")
+        cols[3].metric("Epochs", f"{m.get('epochs_done', '?')} of {run.config.epochs}")
+        cols[4].metric("Training time", jobs.format_seconds(m.get("train_seconds", 0)))
+    if run is None or not run.has_model:
+        return
+    if runs.active_run_id() == run.id:
+        st.success(f"{run.id} is the active model: every page uses it.")
+    elif st.button("Make this the active model", type="primary", disabled=not allowed, key="activate",
+                   help=None if allowed else "Read-only: training is turned off here"):
+        runs.set_active(run.id)
+        st.rerun()  # the whole app, so the sidebar and every page switch to it now
+
+
+def job_panel(run_id: str, was_active: bool, allowed: bool) -> None:
+    job = jobs.get(run_id)
+    if job.active != was_active:
+        st.rerun()  # started or finished since the page was drawn: redraw the form and the polling
+    st.subheader(f"Run {job.run_id}: {job.state}")
+    if job.active:
+        st.progress(jobs.progress_fraction(job), text=jobs.describe(job))
+        if (runs.runs_dir() / run_id / runs.CANCEL_FILE).exists():
+            st.caption("Cancel requested: it stops after the current batch and saves what it has.")
+        elif st.button("Cancel training", disabled=not allowed, key="cancel"):
+            jobs.cancel(run_id)
+            st.rerun(scope="fragment")
+    elif job.message:
+        st.error(job.message)
+    fig = curves(job)
+    if fig is not None:
+        st.plotly_chart(fig, key=f"curves-{run_id}")
+    elif job.active:
+        st.caption("The curves appear once the first batches are done.")
+    if job.state in FINISHED_WITH_MODEL:
+        finished(job, allowed)
+    if job.log:
+        with st.expander("Log"):
+            st.code(jobs.read_log(job) or "(empty)", language=None)
+
+
+st.title("Training")
+allowed = jobs.training_allowed()
+if not allowed:
+    st.info("Training is turned off here (KMNIST_ALLOW_TRAINING=0): this page is read-only. It shows the runs "
+            "as they are; starting, cancelling and activating are disabled.")
+st.caption("A training runs as its own background process: you can leave this page, reload it or restart the "
+           "app, and it keeps going. One training runs at a time.")
+latest = jobs.latest()
+busy = latest if latest and latest.active else None
+start_form(allowed, busy)
+if latest is None:
+    st.info("No training has been started here yet" + (": fill in the form above." if allowed else "."))
+else:
+    st.fragment(run_every=POLL_S if busy else None)(job_panel)(latest.run_id, busy is not None, allowed)

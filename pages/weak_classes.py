@@ -1,0 +1,69 @@
+"""Weak classes: the classes a run recognises worst, what they are mistaken for, and how every run does
+on them."""
+from dataclasses import asdict
+
+import pandas as pd
+import streamlit as st
+
+from kmnist import compare, figures, runs
+from kmnist.evaluate import WEAK_F1, misclassified, top_confusions, weak_classes
+from pages import common
+
+EXAMPLES = 8  # images per weak class and per confusion
+MAX_DETAILED = 12  # weak classes shown in detail; the table lists them all
+
+st.title("Weak classes")
+run = common.choose_run("weak_run")
+rep = run.report
+if rep is None:
+    common.stop(f"Run {run.id} has no test scores yet ({run.state}). Scores appear when its training completes.")
+threshold = st.slider("F1 threshold", 0.0, 1.0, WEAK_F1, 0.01, key="weak_threshold",
+                      help="Classes whose test F1 is below this count as weak")
+weak = weak_classes(rep, threshold)
+st.caption(f"Classes of {run.id} with F1 under {threshold:.2f} on the {run.config.dataset} test set, weakest "
+           "first. (The seed study of K49 found な ま る ゐ ゝ under 0.8.)")
+if not weak:
+    common.stop(f"No class of {run.id} has F1 under {threshold:.2f}. Raise the threshold to see the weakest.")
+
+st.dataframe(pd.DataFrame([asdict(c) for c in weak]).rename(columns={"index": "class"}), hide_index=True,
+             column_config={k: st.column_config.NumberColumn(format="%.3f") for k in ("precision", "recall", "f1")})
+
+st.subheader("Every run on these classes")
+chars = [c.char for c in weak]
+table = compare.f1_table(((r.id, r.report) for r in runs.list_runs() if r.report is not None), chars)
+st.caption("Test F1 of each run that knows these characters; blank where a run does not know one.")
+st.plotly_chart(figures.f1_across_runs(table, threshold), key="weak_runs")
+st.dataframe(table.style.format("{:.3f}", na_rep="—"))
+
+st.subheader("What they are mistaken for")
+name = run.config.dataset
+train_images = common.array(name, "train", "imgs")
+picks = common.samples(name, "train", len(run.classes), EXAMPLES) if train_images is not None else None
+test = common.test_split(run)
+if train_images is None:
+    st.info("Example training images need the training set. " + common.missing_note(name, "train"))
+if isinstance(test, str):
+    st.info("Images of the mistakes need the test set. " + test)
+cm = rep.confusion_matrix
+label = {c.index: f"{c.char} {c.romaji}" for c in run.classes}
+for c in weak[:MAX_DETAILED]:
+    st.markdown(f"#### {c.char} {c.romaji} · F1 {c.f1:.3f} (precision {c.precision:.3f}, recall {c.recall:.3f})")
+    confusions = top_confusions(cm, true=c.index, k=3)
+    # One row per weak class: its training images, then the images of its three commonest mistakes.
+    cols = st.columns(4)
+    if picks is not None:
+        with cols[0]:
+            common.show_strip(train_images[picks[c.index]], f"training images of {label[c.index]}", cols=4)
+    if not confusions:
+        cols[1].caption("No test image of this class was mistaken for another; its F1 is low from false alarms.")
+    for col, conf in zip(cols[1:], confusions):
+        text = f"{conf.count} ({conf.share:.1%}) read as {label[conf.predicted]}"
+        with col:
+            if isinstance(test, str):
+                st.caption(text)
+                continue
+            images, y_true, y_pred = test
+            idx = misclassified(y_true, y_pred, true=conf.true, predicted=conf.predicted)[:EXAMPLES]
+            common.show_strip(images[idx], text, cols=4)
+if len(weak) > MAX_DETAILED:
+    st.caption(f"{len(weak) - MAX_DETAILED} more weak classes are listed in the table above.")

@@ -1,0 +1,219 @@
+"""The app's Draw, Dataset, Evaluation and Weak classes pages under Streamlit's AppTest.
+
+Each test runs app.py (the frame) and switches to a page. The model is the shipped seed run,
+activated explicitly so the tests do not depend on which run is the shipped default.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from kmnist import datasets, runs
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+SEED_RUN = "kmnist6k-seed"
+TIMEOUT = 90  # seconds; the first run in a process imports TensorFlow and loads the model
+HINT = "Draw a character on the canvas"
+
+
+@pytest.fixture
+def no_data(tmp_path, monkeypatch) -> Path:
+    empty = tmp_path / "empty-data"
+    empty.mkdir()
+    monkeypatch.setenv("KMNIST_DATA_DIR", str(empty))
+    return empty
+
+
+@pytest.fixture
+def real_data(shared_data, monkeypatch) -> Path:
+    monkeypatch.setenv("KMNIST_DATA_DIR", str(shared_data))
+    return shared_data
+
+
+@pytest.fixture
+def seed_run(runs_dir) -> runs.Run:
+    return runs.set_active(SEED_RUN)
+
+
+def open_page(page: str | None = None, **state) -> AppTest:
+    """Run the app, optionally switch to a page file, with session state set before the runs."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.run()
+    if page:
+        at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def captions(at: AppTest) -> str:
+    """The captions under every image."""
+    return "\n".join(c for i in at.image for c in i.captions)
+
+
+def metric(at: AppTest, label: str):
+    found = [m for m in at.metric if m.label == label]
+    assert found, f"no {label!r} metric; metrics: {[m.label for m in at.metric]}"
+    return found[0]
+
+
+# Draw
+
+
+def test_sidebar_shows_the_active_model_and_data_status(seed_run, no_data):
+    at = open_page()
+    sidebar = texts(at.sidebar.markdown) + texts(at.sidebar.caption)
+    assert SEED_RUN in sidebar, sidebar
+    assert "お き す つ な は ま や れ を" in sidebar, "the sidebar should list the 10 characters the model knows"
+    assert "k49" in sidebar and str(no_data) in sidebar, sidebar
+
+
+def test_draw_without_a_drawing_shows_the_hint_and_no_prediction(seed_run, no_data):
+    at = open_page()
+    assert HINT in texts(at.info)
+    assert not [m for m in at.metric if m.label == "Prediction"]
+
+
+def test_draw_predicts_an_injected_drawing(seed_run, no_data):
+    drawing = np.full((200, 200, 4), 255, np.uint8)  # white, opaque, like the canvas
+    drawing[40:160, 95:110, :3] = 0  # a vertical bar
+    drawing[60:75, 50:150, :3] = 0  # crossed near the top
+    at = open_page(draw_injected_image=drawing)
+    chars = [c.char for c in seed_run.classes]
+    assert metric(at, "Prediction").value in chars
+    assert at.get("plotly_chart"), "the top-5 chart is missing"
+    assert "What the model sees" in captions(at), "the 28x28 input is not shown"
+    assert "Training images are not here" in texts(at.info), "without data the examples should be explained"
+    seen = at.session_state["last_drawing"]  # kept for the Embedding page
+    assert seen.shape == (28, 28) and seen.dtype == np.uint8
+
+
+def test_draw_reads_a_real_test_image_right_and_shows_training_examples(seed_run, real_data):
+    images = datasets.load_images("kmnist6k", "test", real_data)
+    labels = datasets.load_labels("kmnist6k", "test", real_data)
+    i = int(np.flatnonzero(seed_run.test_predictions() == labels)[0])  # one the model gets right
+    at = open_page(draw_injected_image=images[i])
+    assert metric(at, "Prediction").value == seed_run.classes[labels[i]].char
+    assert len(at.image) >= 6, "expected the model input plus training images of the 5 classes"
+
+
+def test_draw_upload_of_a_bad_file_says_so(seed_run, no_data):
+    at = open_page()
+    at.file_uploader(key="upload").upload("note.png", b"this is not an image", "image/png")
+    at.run()
+    assert not at.exception
+    assert "not a readable PNG or JPEG" in texts(at.error)
+
+
+def test_draw_upload_of_a_picture_predicts(seed_run, no_data):
+    picture = np.full((120, 90), 250, np.uint8)
+    picture[20:100, 40:52] = 10  # dark ink on light paper
+    buf = io.BytesIO()
+    Image.fromarray(picture).save(buf, format="PNG")
+    at = open_page()
+    at.file_uploader(key="upload").upload("char.png", buf.getvalue(), "image/png")
+    at.run()
+    assert not at.exception and not at.error
+    assert metric(at, "Prediction").value in [c.char for c in seed_run.classes]
+
+
+# Dataset
+
+
+def test_dataset_without_data_says_how_to_get_it(no_data):
+    at = open_page("pages/dataset.py")
+    info = texts(at.info)
+    assert "No dataset is in" in info and "KMNIST_DATA_DIR" in info
+    labels = [b.label for b in at.button]
+    assert any("k49" in label for label in labels), f"no download button for k49: {labels}"
+
+
+def test_dataset_download_failure_is_a_clear_message(no_data, monkeypatch):
+    def offline(name, root=None, progress=None, **kwargs):
+        progress(f"{name}-train-labels.npz", 0, 100)
+        raise datasets.DataMissingError("Download failed: cannot reach codh.rois.ac.jp")
+    monkeypatch.setattr(datasets, "download", offline)
+    at = open_page("pages/dataset.py")
+    next(b for b in at.button if "(k49)" in b.label).click().run()
+    assert not at.exception
+    assert "cannot reach codh.rois.ac.jp" in texts(at.error)
+
+
+def test_dataset_counts_k49_from_labels_and_shows_samples(real_data):
+    at = open_page("pages/dataset.py")
+    assert at.selectbox(key="dataset_name").value == "k49"
+    assert at.get("plotly_chart"), "the per-class counts chart is missing"
+    caption = texts(at.caption)
+    assert "232,365 train images" in caption and "(6,000)" in caption, caption
+    assert "missing k49-train-imgs.npz" in texts(at.info), "K49 has no images here; the page should say so"
+    at.selectbox(key="dataset_name").select("kmnist6k").run()
+    assert not at.exception
+    assert len(at.image) == 10, "one example strip per kmnist6k class"
+
+
+# Evaluation
+
+
+def test_evaluation_scores_matrix_and_cell_images(seed_run, real_data):
+    at = open_page("pages/evaluation.py")
+    assert metric(at, "Accuracy").value == f"{seed_run.metrics['accuracy']:.2%}"
+    for label in ("Balanced accuracy", "Macro F1"):
+        metric(at, label)
+    assert len(at.dataframe) >= 2, "expected the classification report and the layer table"
+    assert len(at.get("plotly_chart")) == 2, "expected the confusion matrix and the training history"
+    cell = texts(at.markdown)
+    assert "test images of" in cell and at.image, "the default cell's test images are missing"
+    true_box = next(s for s in at.selectbox if s.label == "True class")
+    pred_box = next(s for s in at.selectbox if s.label == "Predicted class")
+    true_box.select(4)
+    pred_box.select(8)
+    at.run()
+    cm = seed_run.report.confusion_matrix
+    assert f"**{cm[4, 8]:,}** test images of な na were predicted as れ re" in texts(at.markdown)
+    assert "2,380,938 parameters" in texts(at.caption)
+
+
+def test_evaluation_without_data_keeps_scores_and_explains_images(seed_run, no_data):
+    at = open_page("pages/evaluation.py")
+    metric(at, "Accuracy")
+    assert "need the test set" in texts(at.info)
+    assert not at.image
+
+
+def test_evaluation_normalised_matrix(seed_run, no_data):
+    at = open_page("pages/evaluation.py")
+    at.toggle(key="eval_normalise").set_value(True).run()
+    assert not at.exception
+    assert at.get("plotly_chart")
+
+
+# Weak classes
+
+
+def test_weak_classes_of_the_seed_model(seed_run, real_data):
+    at = open_page("pages/weak_classes.py")
+    assert at.slider(key="weak_threshold").value == pytest.approx(0.8)
+    weak_table = at.dataframe[0].value
+    assert list(weak_table["char"]) == ["な"], "the seed model's only class under F1 0.8 is な"
+    assert "read as れ re" in captions(at), "な's commonest confusion (れ) should be shown"
+    assert len(at.image) >= 4, "training images of な and images of its three confusions"
+    assert SEED_RUN in at.dataframe[1].value.index, "the across-runs table should list the seed run"
+
+
+def test_weak_classes_threshold_slider(seed_run, no_data):
+    at = open_page("pages/weak_classes.py")
+    at.slider(key="weak_threshold").set_value(0.0).run()
+    assert "No class of" in texts(at.info)
+    at.slider(key="weak_threshold").set_value(0.9).run()
+    assert len(at.dataframe[0].value) > 1
+    assert "need the test set" in texts(at.info) and not at.image

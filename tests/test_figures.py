@@ -1,0 +1,58 @@
+"""The Plotly figures behind the pages."""
+import numpy as np
+import pandas as pd
+
+from kmnist import figures
+from kmnist.classes import k49_classes
+from kmnist.predict import Guess
+
+CLASSES = k49_classes()[:3]
+
+
+def test_class_counts_puts_characters_on_the_axis():
+    fig = figures.class_counts(np.array([5, 0, 7]), CLASSES, "t")
+    bar = fig.data[0]
+    assert list(bar.x) == ["あ", "い", "う"] and list(bar.y) == [5, 0, 7]
+    assert fig.layout.xaxis.type == "category"
+
+
+def test_top_guesses_lists_best_first_with_romaji():
+    guesses = [Guess(2, "う", "u", 0.7), Guess(0, "あ", "a", 0.2)]
+    bar = figures.top_guesses(guesses).data[0]
+    assert list(bar.y) == ["う  u", "あ  a"] and list(bar.x) == [0.7, 0.2]
+    assert list(bar.text) == ["70.0%", "20.0%"]
+
+
+def test_confusion_is_a_clickable_scatter_with_one_square_per_cell():
+    cm = np.array([[8, 2, 0], [1, 9, 0], [0, 3, 7]])
+    fig = figures.confusion(cm, CLASSES)
+    assert all(t.type == "scatter" and t.marker.symbol == "square" for t in fig.data)
+    cells = {(c[0], c[1]): c for t in fig.data for c in t.customdata}
+    assert len(cells) == 9, "every cell is a point, so any cell can be clicked"
+    true, pred, count, share, t_char, p_char = cells[(2, 1)]
+    assert (count, t_char, p_char) == (3, "う", "い") and abs(share - 0.3) < 1e-9
+    assert list(fig.layout.yaxis.range) == [2.5, -0.5], "the first class sits at the top"
+    normalised = figures.confusion(cm, CLASSES, normalise=True)
+    shown = {(c[0], c[1]): v for t in normalised.data for c, v in zip(t.customdata, t.marker.color)}
+    assert abs(shown[(2, 1)] - 0.3) < 1e-9 and abs(shown[(0, 0)] - 0.8) < 1e-9
+
+
+def test_cell_from_selection_reads_customdata_or_coordinates():
+    assert figures.cell_from_selection(None) is None
+    assert figures.cell_from_selection({"points": []}) is None
+    assert figures.cell_from_selection({"points": [{"customdata": [2, 1, 3, 0.3, "う", "い"], "x": 1, "y": 2}]}) == (2, 1)
+    assert figures.cell_from_selection({"points": [{"x": 0.0, "y": 2.0}]}) == (2, 0)
+
+
+def test_history_has_training_and_validation_curves():
+    fig = figures.history({"loss": [1.0, 0.5], "val_loss": [1.1, 0.7], "accuracy": [0.5, 0.8]})
+    names = [(t.name, t.xaxis) for t in fig.data]
+    assert names == [("training", "x"), ("validation", "x"), ("training", "x2")]
+    assert list(fig.data[0].x) == [1, 2]
+
+
+def test_f1_across_runs_has_a_bar_group_per_run_and_the_threshold():
+    table = pd.DataFrame({"な": [0.7, 0.9], "ま": [np.nan, 0.85]}, index=["a", "b"])
+    fig = figures.f1_across_runs(table, threshold=0.8)
+    assert [t.name for t in fig.data] == ["a", "b"] and list(fig.data[1].y) == [0.9, 0.85]
+    assert fig.layout.shapes[0].y0 == 0.8

@@ -1,0 +1,12 @@
+"""A model as a layer table."""
+from kmnist.model_summary import layer_table, parameter_count
+from kmnist.models import build
+
+
+def test_layer_table_lists_every_layer_with_its_weights():
+    model = build("seed", 10)
+    rows = layer_table(model)
+    assert [r["type"] for r in rows[-3:]] == ["Dense", "Dropout", "Dense"], "layers in model order"
+    assert sum(r["parameters"] for r in rows) == parameter_count(model) == 2_380_938
+    features = next(r for r in rows if r["layer"] == "features")
+    assert features == {"layer": "features", "type": "Dense", "output shape": "(batch, 256)", "parameters": 2_359_552}
