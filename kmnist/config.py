@@ -48,7 +48,7 @@ SEED = TrainConfig()
 # early pooling, AdamW with warm-up and cosine decay, label smoothing, affine + mild elastic
 # augmentation. No TTA: the canvas path scores one image once, so the reported accuracy is what it gets.
 RESNET_BN = TrainConfig(
-    arch="resnet-bn", epochs=40, batch_size=128, optimizer="adamw", learning_rate=3e-3, weight_decay=5e-4,
+    arch="resnet-bn", epochs=50, batch_size=128, optimizer="adamw", learning_rate=3e-3, weight_decay=5e-4,
     schedule="onecycle", warmup_epochs=2, label_smoothing=0.1, augment=1.0, elastic=0.5)
 
 # K49: the flagship recipe on 232,365 imbalanced images: inverse-frequency class weights, 12 epochs

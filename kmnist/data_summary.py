@@ -61,4 +61,4 @@ def table(summaries: list[DatasetSummary]) -> list[dict]:
 
     return [{"dataset": s.name, "title": s.title, "state": s.state, "classes": s.classes,
              "train": s.train_size, "test": s.test_size, "images": images(s),
-             "missing": ", ".join(s.missing) or "—"} for s in summaries]
+             "missing": "all files" if s.state == "absent" else ", ".join(s.missing) or "—"} for s in summaries]

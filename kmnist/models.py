@@ -37,7 +37,7 @@ def _conv_bn(x, filters: int, name: str):
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def resnet_bn(num_classes: int, widths: tuple[int, ...] = (32, 64, 128)):
+def resnet_bn(num_classes: int, widths: tuple[int, ...] = (48, 96, 192)):
     """Small pre-pooled ResNet: a 28x28 stem, then one residual block per stage at 14, 7 and 4 pixels."""
     import keras
     from keras import layers

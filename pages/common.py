@@ -25,9 +25,12 @@ def stop(message: str) -> None:
 
 def active_run_or_stop() -> runs.Run:
     run = runs.active_run()
-    if run is None or not run.has_model:
+    if run is None:
         stop("There is no active model yet. Train one on the **Training** page (or run "
              "`python -m kmnist train`), then activate it there.")
+    if not run.has_model:
+        stop(f"The active run {run.id} has no model file ({run.state}). Activate a finished run on the "
+             "**Training** page (or with `python -m kmnist activate RUN`).")
     return run
 
 
@@ -71,9 +74,9 @@ def predictor(run: runs.Run) -> Predictor:
 
 
 def _file(name: str, role: str) -> Path | None:
-    st_ = datasets.status(name)
+    status = datasets.status(name)
     f = datasets.spec(name).file(role)
-    return st_.folder / f.name if f is not None and f.name in st_.present else None
+    return status.folder / f.name if f is not None and f.name in status.present else None
 
 
 @st.cache_resource(max_entries=8, show_spinner="Reading the dataset…")
@@ -94,20 +97,19 @@ def array(name: str, split: str, kind: str) -> np.ndarray | None:
 
 def missing_note(name: str, split: str, kind: str = "imgs") -> str:
     """Why an array is unavailable and how to get it."""
-    st_ = datasets.status(name)
     f = datasets.spec(name).file(f"{split}-{kind}")
-    return datasets.missing_message(st_, [f.name if f else f"{split}-{kind}"])
+    return datasets.missing_message(datasets.status(name), [f.name if f else f"{split}-{kind}"])
 
 
 @st.cache_data(max_entries=16)
-def _samples(name: str, split: str, num_classes: int, k: int, stamp: float) -> list[np.ndarray]:
+def _samples(labels_path: str, stamp: float, name: str, split: str, num_classes: int, k: int) -> list[np.ndarray]:
     return gallery.samples_per_class(array(name, split, "labels"), num_classes, k)
 
 
 def samples(name: str, split: str, num_classes: int, k: int) -> list[np.ndarray] | None:
     """Positions of up to k example images per class, or None when the labels are absent."""
     path = _file(name, f"{split}-labels")
-    return None if path is None else _samples(name, split, num_classes, k, _stamp(path))
+    return None if path is None else _samples(str(path), _stamp(path), name, split, num_classes, k)
 
 
 def show_strip(images: np.ndarray, caption: str, cols: int | None = None, factor: int = 2) -> None:
@@ -124,7 +126,7 @@ def class_grid(images: np.ndarray, picks: list[np.ndarray], classes: list[ClassI
     for start in range(0, len(classes), cols):
         for column, c in zip(st.columns(cols), classes[start: start + cols]):
             with column:
-                show_strip(images[picks[c.index]], f"{c.char} {c.romaji} · class {c.index}", factor=factor)
+                show_strip(images[picks[c.index]], f"{c.char} {c.romaji} · class {c.index}", cols=4, factor=factor)
 
 
 def test_split(run: runs.Run) -> tuple[np.ndarray, np.ndarray, np.ndarray] | str:

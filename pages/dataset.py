@@ -31,9 +31,11 @@ else:
     st.plotly_chart(figures.class_counts(counts, classes, f"{chosen.title}: {split} images per class"),
                     key="counts")
     hi, lo = int(np.argmax(counts)), int(np.argmin(counts))
+    ratio = counts[hi] / max(counts[lo], 1)
     st.caption(f"{counts.sum():,} {split} images. Most: {classes[hi].char} ({counts[hi]:,}); fewest: "
-               f"{classes[lo].char} ({counts[lo]:,}), {counts[hi] / max(counts[lo], 1):.0f}× fewer. "
-               "Counted from the labels, so this works without the images.")
+               f"{classes[lo].char} ({counts[lo]:,}); "
+               + (f"{ratio:.0f}× imbalance. " if ratio >= 1.5 else "nearly balanced. ")
+               + "Counted from the labels, so this works without the images.")
 
     st.subheader("Example images per class")
     images = common.array(pick, split, "imgs")

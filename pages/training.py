@@ -11,6 +11,7 @@ import streamlit as st
 from kmnist import datasets, figures, jobs, runs
 from kmnist.config import TrainConfig
 from kmnist.models import ARCHITECTURES
+from pages import common  # noqa: F401 - importing pages routes a first deep link through app.py
 
 POLL_S = 1.0  # seconds between status reads while a job runs
 BATCH_SIZES = [32, 64, 128, 256, 512]

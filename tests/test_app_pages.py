@@ -217,3 +217,43 @@ def test_weak_classes_threshold_slider(seed_run, no_data):
     at.slider(key="weak_threshold").set_value(0.9).run()
     assert len(at.dataframe[0].value) > 1
     assert "need the test set" in texts(at.info) and not at.image
+
+
+def fake_k49_run(runs_dir: Path, run_id: str = "k49-fake") -> runs.Run:
+    """A finished 49-class run with scores but no model file, as another machine might leave it."""
+    from kmnist import classes as cls
+    from kmnist.config import TrainConfig
+    from kmnist.evaluate import report
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(49), 20)
+    y_pred = np.where(rng.random(len(y)) < 0.8, y, rng.integers(0, 49, len(y)))
+    path = runs_dir / run_id
+    path.mkdir(parents=True)
+    runs.write_json(path / runs.CONFIG_FILE, TrainConfig(dataset="k49").to_json())
+    runs.write_json(path / runs.CLASSES_FILE, cls.to_json(cls.k49_classes()))
+    runs.write_json(path / runs.METRICS_FILE, report(y, y_pred, cls.k49_classes()).to_json())
+    runs.write_json(path / runs.STATUS_FILE, {"state": "completed"})
+    return runs.get_run(run_id)
+
+
+def test_pages_handle_a_49_class_run_without_model_or_images(seed_run, runs_dir, real_data):
+    run = fake_k49_run(runs_dir)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.switch_page("pages/evaluation.py").run()
+    at.selectbox(key="eval_run").select(run.id).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.dataframe[0].value) == 49
+    assert "has no saved model" in texts(at.info) and "saved no test predictions" in texts(at.info)
+    at.switch_page("pages/weak_classes.py").run()
+    at.selectbox(key="weak_run").select(run.id).run()
+    assert not at.exception, [e.value for e in at.exception]
+    across = at.dataframe[1].value
+    assert {run.id, SEED_RUN} <= set(across.index), "both runs know some of the weak characters"
+
+
+def test_draw_when_the_active_run_has_no_model(runs_dir, no_data):
+    run = fake_k49_run(runs_dir)
+    (runs_dir / "ACTIVE").write_text(run.id)  # set_active refuses runs without a model; another tool may not
+    at = open_page()
+    assert f"The active run {run.id} has no model file" in texts(at.info)
+    assert not at.metric

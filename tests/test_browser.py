@@ -122,6 +122,13 @@ def wait_idle(page) -> None:
     page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=60_000)
 
 
+def open_page(page, url: str, path: str) -> None:
+    """Open a page by its URL, after the front page: until app.py has run once, Streamlit serves pages/ bare."""
+    page.goto(url)
+    page.locator("[data-testid=stSidebar]").get_by_text("Active model").wait_for()
+    page.goto(f"{url}/{path}")
+
+
 def prediction_value(page):
     return page.locator("[data-testid=stMetric]").filter(has_text="Prediction").locator(
         "[data-testid=stMetricValue]")
@@ -191,14 +198,36 @@ def test_drawing_a_real_character_predicts_it_and_clear_resets(app_url, page, sh
     page.screenshot(path=str(ARTIFACTS / "browser-cleared.png"))
 
 
+def test_clicking_a_confusion_matrix_cell_shows_its_images(app_url, page):
+    from kmnist import runs
+    from kmnist.evaluate import top_confusions
+    run = runs.active_run()
+    cm = run.report.confusion_matrix
+    n = len(cm)
+    cell = top_confusions(cm, k=2)[1]  # not the first: that cell is shown before any click
+    want = f"{cm[cell.true, cell.predicted]:,} test images of {run.classes[cell.true].char}"
+    open_page(page, app_url, "evaluation")
+    points = page.locator("[data-testid=stPlotlyChart] .scatterlayer .trace").nth(1).locator("path.point")
+    points.first.wait_for()
+    wait_idle(page)
+    # The mistakes trace holds the off-diagonal cells row by row.
+    marker = points.nth(cell.true * (n - 1) + cell.predicted - (cell.predicted > cell.true))
+    marker.scroll_into_view_if_needed()
+    point = marker.bounding_box()
+    # A real click at the marker: Plotly's drag layer on top takes the events, as it does for a user.
+    page.mouse.click(point["x"] + point["width"] / 2, point["y"] + point["height"] / 2)
+    page.get_by_text(want).wait_for()  # the cell's sentence, so the click reached the page
+    wait_idle(page)
+    for name, index in (("True class", cell.true), ("Predicted class", cell.predicted)):
+        c = run.classes[index]
+        picker = page.get_by_role("combobox", name=name)
+        assert picker.input_value() == f"{c.char} {c.romaji}", f"the {name} picker did not follow the click"
+    assert page.get_by_text("(showing").count(), "the cell's test images are not shown"
+    page.set_viewport_size({"width": 1400, "height": 2600})  # the app scrolls inside; a tall window shows it all
+    page.screenshot(path=str(ARTIFACTS / "browser-evaluation.png"))
+
+
 # Embedding and Training pages (helper "embed+training")
-
-
-def open_page(page, url: str, path: str) -> None:
-    """Open a page by its URL, after the front page: until app.py has run once, Streamlit serves pages/ bare."""
-    page.goto(url)
-    page.locator("[data-testid=stSidebar]").get_by_text("Active model").wait_for()
-    page.goto(f"{url}/{path}")
 
 
 def test_embedding_maps_render_and_a_lasso_shows_the_images(app_url, page):
@@ -250,32 +279,3 @@ def test_training_page_trains_in_the_background_and_activates(page, tmp_path):
         page.get_by_text("is the active model").wait_for()
         wait_idle(page)
         page.screenshot(path=str(ARTIFACTS / "browser-training-activated.png"), full_page=True)
-
-
-def test_clicking_a_confusion_matrix_cell_shows_its_images(app_url, page):
-    from kmnist import runs
-    from kmnist.evaluate import top_confusions
-    run = runs.active_run()
-    cm = run.report.confusion_matrix
-    n = len(cm)
-    cell = top_confusions(cm, k=2)[1]  # not the first: that cell is shown before any click
-    want = f"{cm[cell.true, cell.predicted]:,} test images of {run.classes[cell.true].char}"
-    open_page(page, app_url, "evaluation")
-    points = page.locator("[data-testid=stPlotlyChart] .scatterlayer .trace").nth(1).locator("path.point")
-    points.first.wait_for()
-    wait_idle(page)
-    # The mistakes trace holds the off-diagonal cells row by row.
-    marker = points.nth(cell.true * (n - 1) + cell.predicted - (cell.predicted > cell.true))
-    marker.scroll_into_view_if_needed()
-    point = marker.bounding_box()
-    # A real click at the marker: Plotly's drag layer on top takes the events, as it does for a user.
-    page.mouse.click(point["x"] + point["width"] / 2, point["y"] + point["height"] / 2)
-    page.get_by_text(want).wait_for()  # the cell's sentence, so the click reached the page
-    wait_idle(page)
-    for name, index in (("True class", cell.true), ("Predicted class", cell.predicted)):
-        c = run.classes[index]
-        picker = page.get_by_role("combobox", name=name)
-        assert picker.input_value() == f"{c.char} {c.romaji}", f"the {name} picker did not follow the click"
-    assert page.get_by_text("(showing").count(), "the cell's test images are not shown"
-    page.set_viewport_size({"width": 1400, "height": 2600})  # the app scrolls inside; a tall window shows it all
-    page.screenshot(path=str(ARTIFACTS / "browser-evaluation.png"))

@@ -13,3 +13,4 @@ def test_summaries_of_present_partial_and_absent_datasets(data_dir):
     rows = {r["dataset"]: r for r in data_summary.table(list(found.values()))}
     assert rows["tiny10"]["images"] == "test" and rows["tiny10"]["missing"] == "tiny10-train-imgs.npz"
     assert rows["tiny49"]["images"] == "train + test" and rows["tiny49"]["missing"] == "—"
+    assert rows["k49"]["missing"] == "all files"
