@@ -110,7 +110,9 @@ def history(hist: Mapping[str, Sequence[float]]) -> go.Figure:
                 x=list(range(1, len(values) + 1)), y=list(values), mode="lines+markers",
                 name="validation" if prefix else "training", line=dict(color=colour),
                 legendgroup=prefix or "train", showlegend=col == 1), row=1, col=col)
-    fig.update_xaxes(title_text="epoch")
+    epochs = max((len(v) for v in hist.values()), default=1)
+    # Whole epochs only: Plotly would otherwise tick 1.2, 1.4, … on a short run.
+    fig.update_xaxes(title_text="epoch", tick0=1, dtick=max(1, -(-epochs // 10)))
     fig.update_layout(height=340, margin=MARGIN, legend=dict(orientation="h", y=-0.25))
     return fig
 

@@ -154,12 +154,14 @@ def pick_drawable_test_image(data_root: Path):
     plans = [strokes(img, size=CANVAS_PX) for img in images]
     drawn = np.stack([prepare(render(s, size=CANVAS_PX, width=PEN), run.framing) for s in plans])
     probs, direct = predict_proba(model, drawn), predict_proba(model, images).argmax(axis=1)
+    top2 = np.sort(probs, axis=1)[:, -2:]
+    margin = top2[:, 1] - top2[:, 0]  # not the top probability: label smoothing caps it near 0.9
     for i, plan in enumerate(plans):
         want = chars[labels[i]]
         if (STROKES[0] <= len(plan) <= STROKES[1] and want in known and known[probs[i].argmax()] == want
-                and known[direct[i]] == want and probs[i].max() > 0.95):
+                and known[direct[i]] == want and margin[i] > 0.5):
             return want, plan
-    pytest.fail("no KMNIST test image among the first 200 survives drawing with a 0.95 margin")
+    pytest.fail("no KMNIST test image among the first 200 survives drawing with a 0.5 probability margin")
 
 
 def test_drawing_a_real_character_predicts_it_and_clear_resets(app_url, page, shared_data):
@@ -270,8 +272,10 @@ def test_training_page_trains_in_the_background_and_activates(page, tmp_path):
         heading.wait_for(timeout=180_000)  # the fragment polls status.json until the job is done
         wait_idle(page)
         run_id = re.search(r"Run (\S+): completed", heading.inner_text()).group(1)
+        # The heading can land a rerun before the metrics below it; give the page that rerun.
+        page.get_by_text("2 of 2").wait_for(timeout=30_000)
+        wait_idle(page)
         page.screenshot(path=str(ARTIFACTS / "browser-training.png"), full_page=True)
-        assert page.get_by_text("2 of 2").count(), "the run's metrics: 2 epochs of 2 done"
         page.get_by_role("button", name="Make this the active model").click()
         sidebar = page.locator("[data-testid=stSidebar]")
         sidebar.get_by_text(run_id).wait_for()
