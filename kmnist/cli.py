@@ -61,7 +61,7 @@ def cmd_download(args) -> int:
 def cmd_train(args) -> int:
     from kmnist.config import preset
     from kmnist.train import train
-    config = preset(args.preset or args.arch).replace(
+    config = preset(args.preset or args.arch or "seed").replace(
         arch=args.arch, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
         limit=args.limit, strategy=args.strategy, class_weighting=args.class_weighting)
     callbacks = [] if args.json else [_ProgressPrinter()]
@@ -235,9 +235,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("name", choices=list(datasets.OFFICIAL))
     data_dir(s)
     s = add("train", cmd_train, "train a model and write a run directory")
-    s.add_argument("--arch", default="seed", choices=list(ARCHITECTURES))
+    s.add_argument("--arch", choices=list(ARCHITECTURES), help="architecture (default: the preset's, else seed)")
     s.add_argument("--preset", choices=list(PRESETS), help="recipe to start from (default: the --arch name)")
-    s.add_argument("--dataset", default="kmnist6k")
+    s.add_argument("--dataset", help="dataset name (default: the preset's, kmnist6k for seed and resnet-bn)")
     s.add_argument("--epochs", type=int)
     s.add_argument("--batch-size", type=int)
     s.add_argument("--seed", type=int)

@@ -92,3 +92,12 @@ def test_datasets_json(data_dir, capsys):
     code, rows = run_json(capsys, "datasets", "--data-dir", str(data_dir))
     by_name = {r["name"]: r for r in rows}
     assert code == 0 and by_name["tiny49"]["trainable"] and not by_name["k49"]["trainable"]
+
+
+def test_a_preset_brings_its_architecture_and_settings(data_dir, capsys):
+    code, summary = run_json(capsys, "train", "--preset", "k49", "--dataset", "tiny49", "--epochs", "1",
+                             "--data-dir", str(data_dir), "--run-id", "k49-smoke")
+    assert code == 0
+    from kmnist import runs
+    config = runs.get_run("k49-smoke").config
+    assert (config.arch, config.class_weighting, config.dataset) == ("resnet-bn", "balanced", "tiny49")
