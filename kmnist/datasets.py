@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from kmnist import classes as cls
-from kmnist.download import Progress, fetch, md5sum
+from kmnist.download import DownloadError, Progress, UnreachableError, fetch, md5sum
 
 CODH = "http://codh.rois.ac.jp/kmnist/dataset"
 MNIST_URL = "https://storage.googleapis.com/cvdf-datasets/mnist"
@@ -227,10 +227,11 @@ def download(name: str, root: Path | None = None, progress: Progress | None = No
             continue
         try:
             fetched.append(fetch(f"{source.base_url}/{f.name}", dest, f.md5, progress, timeout))
-        except Exception as e:  # noqa: BLE001 - every file's failure is reported together below
+        except UnreachableError as e:
             errors.append(str(e))
-            if "cannot reach" in str(e):
-                break  # offline: one failure says it all, so fail fast
+            break  # offline: one failure says it all, so fail fast
+        except (DownloadError, OSError) as e:  # e.g. a read-only data dir; all reported together below
+            errors.append(str(e))
     if errors:
         missing = [f.name for f in source.files if not (folder / f.name).is_file()]
         raise DataMissingError(

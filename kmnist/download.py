@@ -19,6 +19,10 @@ class DownloadError(RuntimeError):
     """A download failed; the message says which file and why."""
 
 
+class UnreachableError(DownloadError):
+    """The server could not be reached at all (offline, DNS, refused): other files will fail alike."""
+
+
 class ChecksumError(DownloadError):
     """The bytes received do not match the published MD5."""
 
@@ -46,7 +50,7 @@ def fetch(url: str, dest: Path, md5: str, progress: Progress | None = None, time
                 raise DownloadError(f"{dest.name}: the server answered {e.code} {e.reason} for {url}") from e
             except (urllib.error.URLError, OSError) as e:
                 reason = getattr(e, "reason", e)
-                raise DownloadError(f"{dest.name}: cannot reach {url} ({reason})") from e
+                raise UnreachableError(f"{dest.name}: cannot reach {url} ({reason})") from e
             with response:
                 total = response.headers.get("Content-Length")
                 total = int(total) if total else None

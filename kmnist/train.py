@@ -154,9 +154,9 @@ def train(config: TrainConfig, dataset: datasets.Dataset | None = None, callback
 
         keras.utils.set_random_seed(config.seed)
         tr, va = split_train_val(train_y, config.val_fraction, config.seed)
-        weights = class_weights(train_y[tr], num_classes) if config.class_weighting == "balanced" else None
         if config.class_weighting not in ("none", "balanced"):
             raise ValueError(f"unknown class_weighting {config.class_weighting!r}")
+        weights = class_weights(train_y[tr], num_classes) if config.class_weighting == "balanced" else None
         steps = int(np.ceil(len(tr) / config.batch_size))
         with strategy_for(config.strategy).scope():
             model = models.compile_model(models.build(config.arch, num_classes), config, steps)
@@ -196,7 +196,7 @@ def train(config: TrainConfig, dataset: datasets.Dataset | None = None, callback
             "elapsed_s": time.time() - started, "eta_s": 0, "updated": now(), "pid": os.getpid(),
             "metrics": {k: metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")},
             "history": follow.history})
-        return runs.get_run(run_id) if runs_root is None else runs.Run(run_id, run_dir)
+        return runs.Run(run_id, run_dir)
     except BaseException as e:
         runs.write_json(run_dir / runs.STATUS_FILE, status | {
             "state": "failed", "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(),
