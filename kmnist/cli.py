@@ -125,17 +125,18 @@ def cmd_predict(args) -> int:
     from kmnist.preprocess import BadImageError, EmptyImageError, prepare
     run = _run_or_active(args.run)
     model = run.load_model()
-    results, failed = [], 0
+    ready, failed = [], 0
     for path in args.images:
         try:
-            image = prepare(Path(path), run.framing)
+            ready.append((path, prepare(Path(path), run.framing)))
         except (OSError, BadImageError, EmptyImageError) as e:
             failed += 1
             print(f"{path}: {e}", file=sys.stderr)
-            continue
-        probs = predict_proba(model, image[None])[0]
-        results.append({"file": str(path), "top": [
-            {"index": g.index, "char": g.char, "prob": round(g.prob, 6)} for g in top_k(probs, run.classes)]})
+    # One batch call: model.predict sets up a loop per call, which would dominate one image at a time.
+    probs = predict_proba(model, np.stack([image for _, image in ready])) if ready else []
+    results = [{"file": str(path), "top": [
+        {"index": g.index, "char": g.char, "prob": round(g.prob, 6)} for g in top_k(p, run.classes)]}
+        for (path, _), p in zip(ready, probs)]
     if args.json:
         _print_json(results)
     else:

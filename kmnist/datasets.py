@@ -70,8 +70,12 @@ def data_dir(explicit: str | os.PathLike | None = None) -> Path:
         return Path(explicit).expanduser()
     if os.environ.get("KMNIST_DATA_DIR"):
         return Path(os.environ["KMNIST_DATA_DIR"]).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "kmnist" / "data"
+    return user_cache() / "data"
+
+
+def user_cache() -> Path:
+    """The per-user cache folder of kmnist (data, computed maps)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kmnist"
 
 
 def spec(name: str) -> OfficialDataset:

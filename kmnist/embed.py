@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -71,10 +70,7 @@ class Embedding:
 
 def cache_dir() -> Path:
     """Where computed maps are kept: $KMNIST_CACHE_DIR/embeddings, else the per-user cache."""
-    base = os.environ.get("KMNIST_CACHE_DIR")
-    if not base:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kmnist"
-    return Path(base).expanduser() / "embeddings"
+    return Path(os.environ.get("KMNIST_CACHE_DIR") or datasets.user_cache()).expanduser() / "embeddings"
 
 
 def kuzushiji_dataset(root: Path | None = None) -> str:
@@ -180,12 +176,9 @@ def save(emb: Embedding, folder: Path) -> Path:
     meta = {"format": FORMAT, "config": asdict(emb.config), "sizes": list(emb.sizes), "splits": list(emb.splits),
             "seconds": emb.seconds}
     index_type = np.uint16 if emb.indices.max(initial=0) < 2**16 else np.uint32
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=folder)
-    with os.fdopen(fd, "wb") as f:
+    with runs.atomic_open(path, "wb") as f:
         np.savez_compressed(f, coords=emb.coords.astype(np.float16), indices=emb.indices.astype(index_type),
                             meta=np.array(json.dumps(meta)))
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
     return path
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from sklearn import metrics as skm
 
 from kmnist.classes import ClassInfo
 
@@ -52,6 +51,7 @@ class Report:
 
 def report(y_true: np.ndarray, y_pred: np.ndarray, classes: list[ClassInfo]) -> Report:
     """Everything the seed study printed, as data."""
+    from sklearn import metrics as skm  # deferred: runs and the CLI import this module, and sklearn takes ~0.8 s
     labels = list(range(len(classes)))
     names = [f"{c.char} ({c.romaji})" for c in classes]
     p, r, f, s = skm.precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)

@@ -5,6 +5,7 @@ import json
 import os
 import re
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property
@@ -39,14 +40,23 @@ def validate_run_id(run_id: str) -> str:
     return run_id
 
 
-def write_json(path: Path, data) -> None:
-    """Write JSON atomically, so a reader never sees half a file."""
+@contextmanager
+def atomic_open(path: Path, mode: str = "w"):
+    """Write a file under a temporary name and rename it into place, so a reader never sees half a file."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+            yield f
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; runs and maps are meant to be shared and read
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def write_json(path: Path, data) -> None:
+    with atomic_open(path) as f:
         json.dump(data, f, ensure_ascii=False, indent=1)
-    os.chmod(tmp, 0o644)  # mkstemp makes files private; runs are meant to be shared and read
-    os.replace(tmp, path)
 
 
 def read_json(path: Path, default=None):
@@ -185,9 +195,6 @@ def set_active(run_id: str) -> Run:
     if not run.has_model:
         raise ValueError(f"run {run_id!r} has no model to activate ({run.state})")
     _pointer().parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".ACTIVE.", dir=_pointer().parent)
-    with os.fdopen(fd, "w") as f:
+    with atomic_open(_pointer()) as f:
         f.write(run_id + "\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, _pointer())
     return run
