@@ -171,22 +171,20 @@ def _pointer() -> Path:
     return runs_dir() / "ACTIVE"
 
 
-def active_run_id() -> str | None:
+def active_run() -> Run | None:
     """The user's chosen model, else the shipped default."""
     for p in (_pointer(), DEFAULT_POINTER):
         if p.is_file():
-            run_id = p.read_text(encoding="utf-8").strip()
             try:
-                get_run(run_id)
-                return run_id
+                return get_run(p.read_text(encoding="utf-8").strip())
             except (ValueError, RunNotFoundError):
                 continue
     return None
 
 
-def active_run() -> Run | None:
-    run_id = active_run_id()
-    return get_run(run_id) if run_id else None
+def active_run_id() -> str | None:
+    run = active_run()
+    return run.id if run else None
 
 
 def set_active(run_id: str) -> Run:

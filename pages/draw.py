@@ -64,12 +64,12 @@ with right:
 
 name = run.config.dataset
 images = common.array(name, "train", "imgs")
+picks = common.samples(name, "train", len(run.classes), EXAMPLES)
 st.subheader("Training images of these classes")
-if images is None:
+if images is None or picks is None:
     st.info("Training images are not here, so no examples can be shown. "
-            + common.missing_note(name, "train"))
+            + common.missing_note(name, "train", "imgs" if images is None else "labels"))
 else:
-    picks = common.samples(name, "train", len(run.classes), EXAMPLES)
     st.caption(f"Random {name} training images of each top-5 class, to compare with your drawing.")
     cols = st.columns(len(guesses))
     for col, g in zip(cols, guesses):

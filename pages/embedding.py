@@ -19,22 +19,25 @@ def sample(emb: embed.Embedding, kind: str) -> np.ndarray | None:
     return None if any(p is None for p in parts) else embed.take(emb, parts)
 
 
-@st.cache_resource(max_entries=2, show_spinner="Computing the model's features of the mapped images…")
-def _feature_points(source: str, stamp: float, run_id: str, model_stamp: float) -> np.ndarray:
+@st.cache_resource(max_entries=4, show_spinner="Preparing the mapped images for placing drawings…")
+def _points(source: str, stamp: float, run_id: str, model_stamp: float) -> np.ndarray:
+    """The mapped images as vectors (pixels, or features of run_id's model), float64 as place() uses them."""
     emb = embed.read(Path(source))
-    return embed.vectors(sample(emb, "imgs"), "features", common.model(runs.get_run(run_id)))
+    model = common.model(runs.get_run(run_id)) if run_id else None
+    return embed.vectors(sample(emb, "imgs"), emb.config.space, model).astype(np.float64)
 
 
-def drawing_mark(emb: embed.Embedding, imgs: np.ndarray, run: runs.Run | None) -> dict[str, np.ndarray]:
+def drawing_mark(emb: embed.Embedding, run: runs.Run | None) -> dict[str, np.ndarray]:
     """The last drawing's place on the map, found among its nearest mapped neighbours."""
     drawing = st.session_state.get(common.LAST_DRAWING)
     if drawing is None:
         return {}
     if emb.config.space == "pixels":
-        points, new = embed.vectors(imgs), embed.vectors(drawing[None])
+        points = _points(str(emb.source), emb.source.stat().st_mtime, "", 0.0)
+        new = embed.vectors(drawing[None])
     else:
         model_file = run.path / runs.MODEL_FILE
-        points = _feature_points(str(emb.source), emb.source.stat().st_mtime, run.id, model_file.stat().st_mtime)
+        points = _points(str(emb.source), emb.source.stat().st_mtime, run.id, model_file.stat().st_mtime)
         new = embed.vectors(drawing[None], "features", common.model(run))
     return {"your last drawing": embed.place(points, emb.coords, new)[0]}
 
@@ -67,7 +70,7 @@ def show_map(config: embed.EmbedConfig, run: runs.Run | None = None, place_drawi
         classes = run.classes if run else None
     if classes is None:
         labels = None  # without a class table the labels cannot be named
-    marks = drawing_mark(emb, imgs, run) if place_drawing and imgs is not None else {}
+    marks = drawing_mark(emb, run) if place_drawing and imgs is not None else {}
     event = st.plotly_chart(embed_plot.map_figure(emb, labels, classes, marks), on_select="rerun",
                             selection_mode=("points", "box", "lasso"), key=f"map-{config.key()}")
     st.caption(embed.describe(emb))
