@@ -40,12 +40,15 @@ def _bilinear(images, src_y, src_x):
     return out[..., None]
 
 
-def augmenter(strength: float, seed: int, elastic: float = 0.0):
-    """A function warping a batch of 0..255 images (N, 28, 28, 1) at random, image by image.
+def augmenter(strength: float, elastic: float = 0.0):
+    """A function `warp(images, seed)` warping a batch of 0..255 images (N, 28, 28, 1) at random, image by image.
 
     `strength` scales the affine ranges (1 = rotation ±14°, shear ±0.15, zoom ±10%, shift ±2 px);
     `elastic` scales a smoothed random displacement field (the classic handwriting distortion), 0 = off.
     Ink moved in from outside the frame is background (0).
+
+    The draws are stateless: `seed` (two integers; the training pipeline gives each batch its own) alone
+    fixes the warp, so a parallel map, thread scheduling or a rerun cannot change what a batch sees.
     """
     import tensorflow as tf
     c = (SIZE - 1) / 2
@@ -54,11 +57,12 @@ def augmenter(strength: float, seed: int, elastic: float = 0.0):
     k_rows = tf.constant(np.tile(kernel[:, None, None, None], (1, 1, 2, 1)))  # (K, 1, 2 fields, 1)
     k_cols = tf.constant(np.tile(kernel[None, :, None, None], (1, 1, 2, 1)))
 
-    def warp(images):
+    def warp(images, seed):
         n = tf.shape(images)[0]
+        seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 6)  # one stream per draw
 
-        def uniform(limit: float, offset: int):
-            return tf.random.uniform([n, 1, 1], -limit, limit, seed=seed + offset)
+        def uniform(limit: float, stream: int):
+            return tf.random.stateless_uniform([n, 1, 1], seeds[stream], -limit, limit)
 
         angle, shear = uniform(ROTATION * strength, 0), uniform(SHEAR * strength, 1)
         scale = 1.0 + uniform(ZOOM * strength, 2)
@@ -68,7 +72,7 @@ def augmenter(strength: float, seed: int, elastic: float = 0.0):
         src_x = (cos * grid_x - sin * grid_y + shear * grid_y) / scale + c + shift_x
         src_y = (sin * grid_x + cos * grid_y) / scale + c + shift_y
         if elastic > 0:
-            field = tf.random.uniform([n, SIZE, SIZE, 2], -1.0, 1.0, seed=seed + 5)
+            field = tf.random.stateless_uniform([n, SIZE, SIZE, 2], seeds[5], -1.0, 1.0)
             field = tf.nn.depthwise_conv2d(field, k_rows, [1, 1, 1, 1], "SAME")
             field = tf.nn.depthwise_conv2d(field, k_cols, [1, 1, 1, 1], "SAME") * (ELASTIC_ALPHA * elastic)
             src_y, src_x = src_y + field[..., 0], src_x + field[..., 1]

@@ -60,19 +60,31 @@ def strategy_for(name: str):
 
 
 def make_pipeline(images, labels, num_classes, config: TrainConfig, training: bool, weights=None):
-    """A tf.data pipeline of (image, one-hot[, weight]) batches; augmentation only when training."""
+    """A tf.data pipeline of (image, one-hot[, weight]) batches; augmentation only when training.
+
+    The same `config.seed` gives the same batches, epoch after epoch: each epoch's order is a seeded
+    reshuffle of image positions, and each batch's warp draws from its own stateless seed, taken from a
+    seeded stream that starts anew (and differently) every epoch. Batches are gathered whole from the
+    arrays by position, so the shuffle buffer holds integers, not images.
+    """
     import tensorflow as tf
     from kmnist.augment import augmenter
-    x = to_input(images)
-    y = np.eye(num_classes, dtype=np.float32)[labels]
-    parts = (x, y) if weights is None else (x, y, weights[labels])
-    ds = tf.data.Dataset.from_tensor_slices(parts)
+    x = tf.constant(to_input(images))
+    parts = [tf.constant(np.eye(num_classes, dtype=np.float32)[labels])]
+    if weights is not None:
+        parts.append(tf.constant(weights[labels]))
+    ds = tf.data.Dataset.range(len(images))
     if training:
-        ds = ds.shuffle(len(x), seed=config.seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(len(images), seed=config.seed, reshuffle_each_iteration=True)
     ds = ds.batch(config.batch_size)
     if training and config.augment > 0:
-        aug = augmenter(config.augment, config.seed, config.elastic)
-        ds = ds.map(lambda x, *rest: (aug(x), *rest), num_parallel_calls=tf.data.AUTOTUNE)
+        warp = augmenter(config.augment, config.elastic)
+        seeds = tf.data.Dataset.random(seed=config.seed, rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip(ds, seeds).map(
+            lambda at, seed: (warp(tf.gather(x, at), seed), *(tf.gather(p, at) for p in parts)),
+            num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        ds = ds.map(lambda at: (tf.gather(x, at), *(tf.gather(p, at) for p in parts)))
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
