@@ -1,9 +1,11 @@
 """`python -m kmnist bench`: train and measure architectures side by side on one dataset and one machine.
 
 Every architecture trains with its own preset on the same data, then is measured the same way: test
-scores, training time and speed, single-image latency, batch throughput, size and peak memory. Two
-studies ride along: class-imbalance handling on a skewed copy of the training set, and the cost of a
-K49 epoch extrapolated from timed steps on a generated stand-in of K49's size.
+scores, training time and speed, single-image latency, batch throughput, size and peak memory. The
+flagship also trains on the path it had before issue 9 (`OLD_PATH`), so the speed-up is measured in the
+same run, and again epoch by epoch, old and new interleaved in one process, so that load from other
+users falls on both alike. Two studies ride along: class-imbalance handling on a skewed copy of the
+training set, and the cost of a K49 epoch extrapolated from timed steps on a generated stand-in of K49's size.
 """
 from __future__ import annotations
 
@@ -28,12 +30,16 @@ from kmnist.config import TrainConfig, preset
 K49_TRAIN_IMAGES = 232_365  # size of the official K49 training set
 QUICK_LIMIT = 300  # training images per run in --quick mode
 MARK_START, MARK_END = "<!-- bench:start -->", "<!-- bench:end -->"
+# The flagship's training path before issue 9: Keras' composite BatchNorm ops, float32 throughout.
+OLD_PATH = {"fused_bn": False, "precision": "float32"}
 
 
 @dataclass
 class BenchOptions:
     dataset: str = "kmnist6k"  # dataset every architecture trains and is tested on
     archs: tuple[str, ...] = ("seed", "resnet-bn")  # architectures, each trained with its own preset
+    old_path: bool = True  # also train the last architecture on OLD_PATH, and time old and new interleaved
+    speed_rounds: int = 5  # interleaved one-epoch fits per path in the speed-up study
     data_root: Path | None = None  # data dir (default: kmnist.datasets.data_dir())
     quick: bool = False  # smoke mode: 1 epoch on a few hundred images, short timings, in-process
     imbalance: bool = True  # run the imbalance study (flagship with and without class weighting)
@@ -48,15 +54,18 @@ def machine_info() -> dict:
     """CPU, cores, library versions and load: what a reader needs to compare timings."""
     import keras
     import tensorflow as tf
-    cpu = platform.processor() or platform.machine()
+    cpu, flags = platform.processor() or platform.machine(), set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "logical_cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
+    return {"cpu": cpu, "cpu_flags": sorted(flags & {"avx2", "avx512f", "avx512_bf16", "amx_bf16"}),
+            "logical_cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
             "os": platform.platform(), "python": platform.python_version(), "tensorflow": tf.__version__,
             "keras": keras.__version__, "numpy": np.__version__,
             "loadavg_1_5_15": [round(x, 2) for x in os.getloadavg()],
@@ -107,11 +116,11 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure_arch(config: TrainConfig, dataset: datasets.Dataset, latency_calls: int) -> dict:
+def measure_arch(config: TrainConfig, dataset: datasets.Dataset, latency_calls: int, path: str = "preset") -> dict:
     """Train one configuration and measure the saved model; meant to run in its own process."""
     from kmnist.train import train
     with tempfile.TemporaryDirectory() as tmp:
-        run = train(config, dataset=dataset, runs_root=Path(tmp), run_id=f"bench-{config.arch}")
+        run = train(config, dataset=dataset, runs_root=Path(tmp), run_id=f"bench-{config.arch}-{path}")
         m = run.metrics
         model = run.load_model()
         lat = latency(model, latency_calls)
@@ -119,7 +128,7 @@ def measure_arch(config: TrainConfig, dataset: datasets.Dataset, latency_calls: 
                                     "train_images_per_s", "params", "model_bytes", "train_images",
                                     "epochs_done")}
         recalls = [c["recall"] for c in m["per_class"]]
-    return result | {"arch": config.arch, "config": config.to_json() | {"framing": None},
+    return result | {"arch": config.arch, "path": path, "config": config.to_json() | {"framing": None},
                      "min_class_recall": float(min(recalls)), "latency_ms": lat,
                      "batch256_images_per_s": throughput(model), "peak_rss_mb": peak_rss_mb()}
 
@@ -138,6 +147,37 @@ def imbalanced(dataset: datasets.Dataset, seed: int) -> tuple[datasets.Dataset, 
     order = np.sort(np.concatenate(picked))
     train = datasets.Split(dataset.train.images[order], labels[order])
     return datasets.Dataset(f"{dataset.name}-imbalanced", dataset.classes, train, dataset.test), keep
+
+
+def speed_study(old: TrainConfig, new: TrainConfig, dataset: datasets.Dataset, rounds: int) -> dict:
+    """Training images/s of two configurations, one epoch of each in turn, `rounds` times, in one process
+    on the same split: load from other processes falls on both alike. The first epoch of each (tracing)
+    is not timed; validation is left out."""
+    import keras
+    from kmnist import models
+    from kmnist.train import make_pipeline, split_train_val
+    tr, _ = split_train_val(dataset.train.labels, new.val_fraction, new.seed)
+    if new.limit:
+        tr = tr[: new.limit]
+    images, labels, n = dataset.train.images[tr], dataset.train.labels[tr], len(dataset.classes)
+    steps = int(np.ceil(len(tr) / new.batch_size))
+    fits = []
+    for config in (old, new):
+        keras.utils.set_random_seed(config.seed)
+        model = models.compile_model(models.build(config.arch, n), config, steps)
+        pipeline = make_pipeline(images, labels, n, config, True)
+        model.fit(pipeline, epochs=1, verbose=0)
+        fits.append((model, pipeline))
+    seconds: list[list[float]] = [[], []]
+    for _ in range(rounds):
+        for (model, pipeline), times in zip(fits, seconds):
+            t = time.perf_counter()
+            model.fit(pipeline, epochs=1, verbose=0)
+            times.append(time.perf_counter() - t)
+    old_s, new_s = (float(np.median(t)) for t in seconds)
+    return {"rounds": rounds, "train_images": int(len(tr)), "old_epoch_s": seconds[0], "new_epoch_s": seconds[1],
+            "old_images_per_s": len(tr) / old_s, "new_images_per_s": len(tr) / new_s, "speedup": old_s / new_s,
+            "loadavg_after": [round(x, 2) for x in os.getloadavg()]}
 
 
 def k49_cost(config: TrainConfig, images: int, steps: int) -> dict:
@@ -202,12 +242,24 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = print) -> dict:
                                 "'eager' is a plain model(x) call",
                      "models": []}
     calls = 30 if opts.quick else opts.latency_calls
-    for arch in opts.archs:
-        log(f"bench: training and measuring {arch} on {dataset.name}")
-        row = _call(isolate, measure_arch, cfg(arch), dataset, calls)
-        log(f"bench: {arch}: accuracy {row['accuracy']:.4f}, {row['train_seconds']:.0f} s")
-        results["models"].append(row)
     flagship = opts.archs[-1]
+    for arch in opts.archs:
+        paths = {"old": cfg(arch, **OLD_PATH)} if opts.old_path and arch == flagship else {}
+        for path, config in (paths | {"preset": cfg(arch)}).items():
+            log(f"bench: training and measuring {arch} ({path} path) on {dataset.name}")
+            row = _call(isolate, measure_arch, config, dataset, calls, path)
+            log(f"bench: {arch} ({path}): accuracy {row['accuracy']:.4f}, {row['train_seconds']:.0f} s, "
+                f"{row['train_images_per_s']:.0f} images/s")
+            results["models"].append(row)
+    base = results["models"][0]
+    for row in results["models"]:
+        row["train_speed_vs_first"] = row["train_images_per_s"] / base["train_images_per_s"]
+        row["train_time_vs_first"] = row["train_seconds"] / base["train_seconds"]
+    if opts.old_path:
+        log(f"bench: {flagship} speed-up study, old and new path interleaved, {opts.speed_rounds} epochs each")
+        rounds = 1 if opts.quick else opts.speed_rounds
+        results["speed"] = {"arch": flagship, "old_path": OLD_PATH} | _call(
+            isolate, speed_study, cfg(flagship, **OLD_PATH), cfg(flagship), dataset, rounds)
     if opts.imbalance:
         skewed, keep = imbalanced(dataset, opts.seed)
         study = {"arch": flagship, "train_images": int(len(skewed.train.labels)),
@@ -231,6 +283,10 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = print) -> dict:
     return results
 
 
+def _fmt_path(config: dict) -> str:
+    return ", ".join(f"`{k}={config[k]}`" for k in OLD_PATH)
+
+
 def _fmt_ms(d: dict) -> str:
     return f"{d['p50']:.2f} / {d['p95']:.2f}"
 
@@ -238,22 +294,40 @@ def _fmt_ms(d: dict) -> str:
 def markdown(results: dict) -> str:
     """The results as markdown tables (what `bench` puts into BENCHMARKS.md)."""
     m = results["machine"]
+    first = results["models"][0]["arch"] if results["models"] else "first row"
     lines = [f"Measured {m['when']} on {m['cpu']}, {m['usable_cores']} usable of {m['logical_cores']} logical "
-             f"cores, load average {m['loadavg_1_5_15']} at start; Python {m['python']}, TensorFlow "
+             f"cores (CPU flags: {', '.join(m.get('cpu_flags', [])) or 'none of avx2/avx512f/avx512_bf16/amx_bf16'}), load average "
+             f"{m['loadavg_1_5_15']} at start; Python {m['python']}, TensorFlow "
              f"{m['tensorflow']}, Keras {m['keras']}. Dataset `{results['dataset']}`"
              + (", **--quick smoke run (numbers meaningless)**" if results["quick"] else "")
              + f"; whole bench {results['wall_seconds'] / 60:.1f} min.", "",
-             "| arch | test acc | balanced acc | macro F1 | epochs | train time | train img/s "
-             "| latency p50 / p95 ms (Predictor) | eager p50 / p95 ms | batch-256 img/s | params "
-             "| model file | peak RSS |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| arch | path | test acc | balanced acc | macro F1 | epochs | train time | train img/s "
+             f"| train img/s ÷ {first} | latency p50 / p95 ms (Predictor) | eager p50 / p95 ms | batch-256 img/s "
+             "| params | model file | peak RSS |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+             "| ---: |"]
     for r in results["models"]:
         lines.append(
-            f"| `{r['arch']}` | {r['accuracy']:.4f} | {r['balanced_accuracy']:.4f} | {r['macro_f1']:.4f} "
-            f"| {r['epochs_done']} | {r['train_seconds']:.0f} s | {r['train_images_per_s']:.0f} "
+            f"| `{r['arch']}` | {r.get('path', 'preset')} | {r['accuracy']:.4f} | {r['balanced_accuracy']:.4f} "
+            f"| {r['macro_f1']:.4f} | {r['epochs_done']} | {r['train_seconds']:.0f} s | {r['train_images_per_s']:.0f} "
+            f"| {r.get('train_speed_vs_first', 1.0):.2f}× "
             f"| {_fmt_ms(r['latency_ms']['predictor'])} | {_fmt_ms(r['latency_ms']['eager'])} "
             f"| {r['batch256_images_per_s']:.0f} | {r['params']:,} | {r['model_bytes'] / 1e6:.2f} MB "
             f"| {r['peak_rss_mb']:.0f} MB |")
+    paths = {r.get("path"): r for r in results["models"] if r["arch"] == results["models"][-1]["arch"]}
+    if {"old", "preset"} <= paths.keys():
+        old, new = paths["old"], paths["preset"]
+        lines += ["", f"Paths: `old` is the flagship's training path before issue 9 ({_fmt_path(OLD_PATH)}); "
+                  f"`preset` is the preset as it stands ({_fmt_path(new['config'])}). Same data, seed and epochs: "
+                  f"**{new['train_images_per_s'] / old['train_images_per_s']:.2f}×** the old path's training "
+                  f"images/s over the whole training."]
+    if "speed" in results:
+        sp = results["speed"]
+        lines += ["", f"**Speed-up, interleaved** (`{sp['arch']}`, {sp['train_images']} training images): one "
+                  f"epoch on the old path, one on the new, in turn, {sp['rounds']} times in one process (after "
+                  f"an untimed first epoch each), so load from other processes falls on both alike: median "
+                  f"{sp['old_images_per_s']:.0f} → {sp['new_images_per_s']:.0f} images/s, "
+                  f"**{sp['speedup']:.2f}×** (load average {sp['loadavg_after']} at the end)."]
     lines += ["", f"Latency: {results['latency']}.", f"Peak memory: {results['peak_memory']}."]
     if "imbalance" in results:
         s = results["imbalance"]

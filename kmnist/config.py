@@ -27,6 +27,7 @@ class TrainConfig:
     tta: bool = False  # average predictions over small shifts at evaluation
     strategy: str = "default"  # tf.distribute strategy: "default", "mirrored" or "multi-worker"
     fused_bn: bool = True  # BatchNorm trains with TF's fused kernel (same maths, faster); False: Keras' ops (old)
+    precision: str = "float32"  # training compute dtype policy: "float32" or "mixed_bfloat16" (fast with AMX)
     limit: int = 0  # use only the first N training images, 0 = all (for smoke tests)
     framing: dict = field(default_factory=dict)  # measured dataset framing (filled in by train)
 

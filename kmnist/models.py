@@ -99,8 +99,9 @@ def _fused_batch_norm():
 
     Keras 3 normalises with a dozen separate ops (moments, subtract, multiply, their gradients), which
     cost the flagship about a quarter of each CPU training step; the fused kernel computes the same
-    statistics and output in one pass. Inference, masks and anything but plain 4-D float32 input keep
-    the parent's path. Training only: saved models hold the plain layer (see `compile_model`).
+    statistics and output in one pass (statistics in float32 also for bfloat16 input). Inference, masks
+    and anything but plain 4-D input keep the parent's path. Training only: saved models hold the
+    plain layer (see `compile_model`).
     """
     import keras
     import tensorflow as tf
@@ -109,7 +110,7 @@ def _fused_batch_norm():
         def call(self, inputs, training=None, mask=None):
             plain = (not (training and self.trainable) or mask is not None or len(inputs.shape) != 4
                      or self.axis not in (-1, 3) or not (self.center and self.scale) or self.renorm
-                     or self.synchronized or inputs.dtype != tf.float32)
+                     or self.synchronized or inputs.dtype not in (tf.float32, tf.bfloat16))
             if plain:
                 return super().call(inputs, training=training, mask=mask)
             out, mean, variance = tf.compat.v1.nn.fused_batch_norm(
@@ -124,16 +125,23 @@ def _fused_batch_norm():
     return FusedBatchNormalization
 
 
-def training_copy(model):
-    """`model` with every BatchNormalization layer replaced by the fused-kernel one, same weights."""
+def training_copy(model, fused_bn: bool = True, precision: str = "float32"):
+    """`model` rebuilt for training, same weights and layer names: BatchNormalization layers with the fused
+    kernel (`fused_bn`), every layer but the softmax output computing in `precision` (a Keras dtype
+    policy such as "mixed_bfloat16"; weights stay float32)."""
     import keras
     fused = _fused_batch_norm()
+    output = model.layers[-1]
 
     def clone(layer):
-        kind = fused if type(layer) is keras.layers.BatchNormalization else type(layer)
-        return kind.from_config(layer.get_config())
+        kind = fused if fused_bn and type(layer) is keras.layers.BatchNormalization else type(layer)
+        config = layer.get_config()
+        if layer is not output and not isinstance(layer, keras.layers.InputLayer):
+            config["dtype"] = precision
+        return kind.from_config(config)
 
-    if not any(type(layer) is keras.layers.BatchNormalization for layer in model.layers):
+    has_bn = any(type(layer) is keras.layers.BatchNormalization for layer in model.layers)
+    if precision == "float32" and not (fused_bn and has_bn):
         return model
     copy = keras.models.clone_model(model, clone_function=clone)
     copy.set_weights(model.get_weights())
@@ -141,11 +149,11 @@ def training_copy(model):
 
 
 def compile_model(model, config: TrainConfig, steps_per_epoch: int):
-    """The model to fit, compiled as `config` says: with `config.fused_bn` a training copy with fused
-    BatchNorm (same weights and layer names; train() saves the plain architecture with its weights)."""
+    """The model to fit, compiled as `config` says: a training copy with fused BatchNorm and the
+    compute precision of `config` (same weights and layer names; train() saves the plain float32
+    architecture with the trained weights)."""
     import keras
-    if config.fused_bn:
-        model = training_copy(model)
+    model = training_copy(model, config.fused_bn, config.precision)
     model.compile(optimizer=optimizer(config, steps_per_epoch),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
                   metrics=["accuracy"])

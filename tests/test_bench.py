@@ -42,7 +42,11 @@ def test_quick_bench_measures_both_models_and_the_studies(data_dir, tmp_path, ca
                      "--out", str(out), "--markdown", str(md)])
     assert code == 0
     results = json.loads(out.read_text())
-    assert [m["arch"] for m in results["models"]] == ["seed", "resnet-bn"]
+    assert [(m["arch"], m["path"]) for m in results["models"]] == [
+        ("seed", "preset"), ("resnet-bn", "old"), ("resnet-bn", "preset")], "the flagship also on its old path"
+    assert results["models"][1]["config"]["fused_bn"] is False and results["models"][2]["config"]["fused_bn"]
+    speed = results["speed"]
+    assert len(speed["old_epoch_s"]) == len(speed["new_epoch_s"]) == 1 and speed["speedup"] > 0
     for m in results["models"]:
         assert 0 <= m["accuracy"] <= 1 and m["params"] > 0 and m["model_bytes"] > 0
         assert m["latency_ms"]["predictor"]["p50"] > 0 and m["latency_ms"]["predictor"]["calls"] == 30
@@ -52,4 +56,5 @@ def test_quick_bench_measures_both_models_and_the_studies(data_dir, tmp_path, ca
     assert results["machine"]["usable_cores"] >= 1 and "loadavg_1_5_15" in results["machine"]
     text = md.read_text()
     assert "`resnet-bn`" in text and "Imbalance study" in text and "K49 cost estimate" in text
+    assert "Speed-up, interleaved" in text and "| `resnet-bn` | old |" in text
     assert "| `seed` |" in capsys.readouterr().out
