@@ -296,7 +296,7 @@ def markdown(results: dict) -> str:
     m = results["machine"]
     first = results["models"][0]["arch"] if results["models"] else "first row"
     lines = [f"Measured {m['when']} on {m['cpu']}, {m['usable_cores']} usable of {m['logical_cores']} logical "
-             f"cores (CPU flags: {', '.join(m.get('cpu_flags', [])) or 'none of avx2/avx512f/avx512_bf16/amx_bf16'}), load average "
+             f"cores (CPU flags: {', '.join(m.get('cpu_flags', [])) or 'no AVX'}), load average "
              f"{m['loadavg_1_5_15']} at start; Python {m['python']}, TensorFlow "
              f"{m['tensorflow']}, Keras {m['keras']}. Dataset `{results['dataset']}`"
              + (", **--quick smoke run (numbers meaningless)**" if results["quick"] else "")
