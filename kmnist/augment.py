@@ -17,10 +17,17 @@ ELASTIC_ALPHA = 34.0  # displacement scale at elastic 1 (Simard et al. 2003, for
 ELASTIC_SIGMA = 4.0  # smoothing of the random displacement field, pixels
 
 
-def _gaussian(sigma: float) -> np.ndarray:
+def _smoothing_matrix(sigma: float) -> np.ndarray:
+    """(SIZE, SIZE) matrix M with M @ v = v convolved with a Gaussian (3 sigma wide, zero outside the frame).
+
+    One matrix product per axis smooths a whole batch of fields; depthwise convolutions with the same
+    25-tap kernel cost about twice as much on CPU.
+    """
     r = int(3 * sigma)
     k = np.exp(-np.arange(-r, r + 1) ** 2 / (2 * sigma**2))
-    return (k / k.sum()).astype(np.float32)
+    k /= k.sum()
+    offset = np.arange(SIZE)[None, :] - np.arange(SIZE)[:, None]
+    return np.where(np.abs(offset) <= r, k[np.clip(offset + r, 0, 2 * r)], 0.0).astype(np.float32)
 
 
 def _bilinear(images, src_y, src_x):
@@ -53,9 +60,7 @@ def augmenter(strength: float, elastic: float = 0.0):
     import tensorflow as tf
     c = (SIZE - 1) / 2
     grid_y, grid_x = (g.astype(np.float32) - c for g in np.meshgrid(np.arange(SIZE), np.arange(SIZE), indexing="ij"))
-    kernel = _gaussian(ELASTIC_SIGMA)
-    k_rows = tf.constant(np.tile(kernel[:, None, None, None], (1, 1, 2, 1)))  # (K, 1, 2 fields, 1)
-    k_cols = tf.constant(np.tile(kernel[None, :, None, None], (1, 1, 2, 1)))
+    smooth = tf.constant(_smoothing_matrix(ELASTIC_SIGMA))
 
     def warp(images, seed):
         n = tf.shape(images)[0]
@@ -73,8 +78,7 @@ def augmenter(strength: float, elastic: float = 0.0):
         src_y = (sin * grid_x + cos * grid_y) / scale + c + shift_y
         if elastic > 0:
             field = tf.random.stateless_uniform([n, SIZE, SIZE, 2], seeds[5], -1.0, 1.0)
-            field = tf.nn.depthwise_conv2d(field, k_rows, [1, 1, 1, 1], "SAME")
-            field = tf.nn.depthwise_conv2d(field, k_cols, [1, 1, 1, 1], "SAME") * (ELASTIC_ALPHA * elastic)
+            field = tf.einsum("yi,nijc,xj->nyxc", smooth, field, smooth) * (ELASTIC_ALPHA * elastic)
             src_y, src_x = src_y + field[..., 0], src_x + field[..., 1]
         return _bilinear(tf.cast(images, tf.float32), src_y, src_x)
 

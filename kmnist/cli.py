@@ -199,7 +199,8 @@ def cmd_embed(args) -> int:
 def cmd_bench(args) -> int:
     from kmnist import bench
     opts = bench.BenchOptions(dataset=args.dataset, data_root=args.data_dir, quick=args.quick,
-                              imbalance=not args.no_imbalance, k49_cost=not args.no_k49_cost)
+                              imbalance=not args.no_imbalance, k49_cost=not args.no_k49_cost,
+                              epochs=args.epochs or 0)
     if args.arch:
         opts.archs = tuple(args.arch)
     results = bench.run_bench(opts, log=bench.log_stderr)
@@ -263,6 +264,7 @@ def parser() -> argparse.ArgumentParser:
                    help="architecture to include, repeatable; the last is the one the studies use "
                         "(default: seed and the flagship)")
     s.add_argument("--quick", action="store_true", help="smoke mode: 1 epoch on a few hundred images (seconds)")
+    s.add_argument("--epochs", type=int, help="epochs for every architecture (default: each preset's own)")
     s.add_argument("--no-imbalance", action="store_true", help="skip the class-imbalance study")
     s.add_argument("--no-k49-cost", action="store_true", help="skip the K49 epoch-cost estimate")
     s.add_argument("--out", default="benchmarks/results.json", help="results JSON (default: %(default)s)")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from kmnist import models, runs
-from kmnist.config import TrainConfig
+from kmnist.config import TrainConfig, preset
 from kmnist.train import make_pipeline, train
 
 
@@ -74,8 +74,8 @@ def test_fused_training_copy_computes_what_the_plain_model_does():
 
 @pytest.mark.slow
 def test_same_seed_same_history_with_augmentation(data_dir):
-    config = TrainConfig(dataset="tiny10", arch="resnet-bn", epochs=2, batch_size=32, limit=120, augment=1.0,
-                         elastic=0.5, optimizer="adamw", learning_rate=3e-3, schedule="onecycle", warmup_epochs=1)
+    config = preset("resnet-bn").replace(dataset="tiny10", epochs=2, batch_size=32, limit=120, warmup_epochs=1)
+    assert config.augment > 0 and config.elastic > 0 and config.fused_bn, "the flagship's own training path"
 
     def history(run_id: str, **changes) -> dict:
         run = train(config.replace(**changes), data_root=data_dir, run_id=run_id)
