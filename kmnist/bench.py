@@ -175,10 +175,17 @@ def speed_study(old: TrainConfig, new: TrainConfig, dataset: datasets.Dataset, r
             t = time.perf_counter()
             model.fit(pipeline, epochs=1, verbose=0)
             times.append(time.perf_counter() - t)
-    old_s, new_s = (float(np.median(t)) for t in seconds)
     return {"rounds": rounds, "train_images": int(len(tr)), "old_epoch_s": seconds[0], "new_epoch_s": seconds[1],
-            "old_images_per_s": len(tr) / old_s, "new_images_per_s": len(tr) / new_s, "speedup": old_s / new_s,
-            "loadavg_after": [round(x, 2) for x in os.getloadavg()]}
+            "loadavg_after": [round(x, 2) for x in os.getloadavg()]} | speedup(*seconds, len(tr))
+
+
+def speedup(old_s: list[float], new_s: list[float], images: int) -> dict:
+    """Summaries of paired epoch times: the median of the per-round ratios (each old epoch against the new one
+    timed right after it, under nearly the same load) and, for reference, the ratio of the two medians."""
+    ratios = np.asarray(old_s) / np.asarray(new_s)
+    return {"old_images_per_s": images / float(np.median(old_s)), "new_images_per_s": images / float(np.median(new_s)),
+            "round_ratios": ratios.round(3).tolist(), "speedup": float(np.median(ratios)),
+            "speedup_of_medians": float(np.median(old_s) / np.median(new_s))}
 
 
 def k49_cost(config: TrainConfig, images: int, steps: int) -> dict:
@@ -329,9 +336,11 @@ def markdown(results: dict) -> str:
         sp = results["speed"]
         lines += ["", f"**Speed-up, interleaved** (`{sp['arch']}`, {sp['train_images']} training images): one "
                   f"epoch on the old path, one on the new, in turn, {sp['rounds']} times in one process (after "
-                  f"an untimed first epoch each), so load from other processes falls on both alike: median "
-                  f"{sp['old_images_per_s']:.0f} → {sp['new_images_per_s']:.0f} images/s, "
-                  f"**{sp['speedup']:.2f}×** (load average {sp['loadavg_after']} at the end)."]
+                  f"an untimed first epoch each), so load from other processes falls on both alike. Old ÷ new "
+                  f"epoch time per round: {', '.join(f'{r:.2f}' for r in sp['round_ratios'])}; median "
+                  f"**{sp['speedup']:.2f}×** (median epochs {sp['old_images_per_s']:.0f} → "
+                  f"{sp['new_images_per_s']:.0f} images/s, {sp['speedup_of_medians']:.2f}×; load average "
+                  f"{sp['loadavg_after']} at the end)."]
     lines += ["", f"Latency: {results['latency']}.", f"Peak memory: {results['peak_memory']}."]
     if "imbalance" in results:
         s = results["imbalance"]

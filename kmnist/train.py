@@ -189,7 +189,7 @@ def train(config: TrainConfig, dataset: datasets.Dataset | None = None, callback
 
         from kmnist.predict import predict_proba
         eval_start = time.time()
-        probs = predict_proba(model, dataset.test.images, tta=config.tta)
+        probs = predict_proba(inference, dataset.test.images, tta=config.tta)  # the saved float32 model
         eval_seconds = time.time() - eval_start
         y_pred = probs.argmax(axis=1).astype(np.uint8)
         np.save(run_dir / runs.PREDICTIONS_FILE, y_pred)
