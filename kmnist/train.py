@@ -16,6 +16,7 @@ from kmnist import classes as cls
 from kmnist import datasets, runs
 from kmnist.config import TrainConfig
 from kmnist.evaluate import report
+from kmnist.export import export_or_record
 from kmnist.preprocess import measure_framing, to_input
 
 STATUS_EVERY = 0.5  # seconds between status rewrites during an epoch
@@ -173,6 +174,7 @@ def train(config: TrainConfig, dataset: datasets.Dataset | None = None, callback
         inference = models.build(config.arch, num_classes)
         inference.set_weights(model.get_weights())
         inference.save(run_dir / runs.MODEL_FILE)
+        export_or_record(inference, run_dir)  # model.onnx for the browser; a failure is recorded, not raised
         runs.write_json(run_dir / runs.HISTORY_FILE, follow.history)
 
         from kmnist.predict import predict_proba
