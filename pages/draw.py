@@ -14,6 +14,11 @@ EXAMPLES = 6  # training images shown per top-5 class
 LIVE, SERVER = "Live (in your browser)", "Server"  # where the model reads the drawing
 
 
+def upload_picker():
+    return st.file_uploader("…or upload a picture of one character (PNG or JPEG)", type=["png", "jpg", "jpeg"],
+                            max_upload_size=MAX_UPLOAD_BYTES // (1024 * 1024), key="upload")
+
+
 def clear() -> None:
     # A new key mounts a fresh, empty canvas.
     st.session_state["canvas_clears"] = st.session_state.get("canvas_clears", 0) + 1
@@ -24,18 +29,22 @@ run = common.active_run_or_stop()
 st.caption("Draw one hiragana in Kuzushiji (cursive) style; the model reads it whenever you lift the pen. "
            f"The active model knows {len(run.classes)} characters: " + " ".join(c.char for c in run.classes))
 
-live_ok = kmnist_live.available(run) and st.session_state.get(INJECTED) is None  # tests inject server-side
+live_ok = kmnist_live.available(run)
 mode = st.radio("Recognise", [LIVE, SERVER], index=0 if live_ok else 1, horizontal=True, key="draw_mode",
                 disabled=not live_ok, help="Live: the model runs in your browser and answers while the pen moves. "
                 "Server: the app reads the drawing each time the pen lifts (any model, and uploads).")
 hint = "Draw a character on the canvas (or upload a picture) and the prediction appears here."
-if mode == LIVE and live_ok:
+# An upload (or a test's injected drawing) is read on the server, whichever the mode.
+server_input = st.session_state.get("upload") is not None or st.session_state.get(INJECTED) is not None
+if mode == LIVE and live_ok and not server_input:
     drawing = kmnist_live.live_canvas(run, key="live-canvas")
+    upload_picker()
     if drawing is None:
-        common.stop("Draw a character: the answer appears beside the canvas while you draw.")
+        common.stop("Draw a character on the canvas: the answer appears beside it while you draw.")
     st.session_state[common.LAST_DRAWING] = drawing.image
     guesses = top_k(drawing.probs, run.classes, k=5)
-    st.caption(f"Read in your browser in {drawing.infer_ms:.1f} ms; the server ran no model for this drawing.")
+    st.caption(f"Read in your browser as **{guesses[0].char}** ({guesses[0].prob:.0%}) in {drawing.infer_ms:.1f} ms; "
+               "the server ran no model for this drawing.")
 else:
     left, right = st.columns([5, 7], gap="large")
     with left:
@@ -44,8 +53,7 @@ else:
                            height=CANVAS_PX, width=CANVAS_PX, drawing_mode="freedraw", return_image_data=True,
                            update_streamlit=True, key=f"canvas-{st.session_state.get('canvas_clears', 0)}")
         st.button("Clear", on_click=clear, help="Empty the canvas (the canvas toolbar also has undo)")
-        upload = st.file_uploader("…or upload a picture of one character (PNG or JPEG)",
-                                  type=["png", "jpg", "jpeg"], max_upload_size=MAX_UPLOAD_BYTES // (1024 * 1024), key="upload")
+        upload = upload_picker()
 
     with right:
         injected = st.session_state.get(INJECTED)
