@@ -9,7 +9,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 
 import streamlit as st  # noqa: E402 - after the environment TensorFlow reads at import
 
-from kmnist import data_summary, datasets, runs  # noqa: E402
+from kmnist import datasets, runs  # noqa: E402
 
 STATE_ICON = {"complete": ":material/check_circle:", "partial": ":material/incomplete_circle:",
               "absent": ":material/radio_button_unchecked:"}
@@ -31,7 +31,7 @@ def sidebar() -> None:
         st.subheader("Data")
         st.caption(f"Data dir: `{datasets.data_dir()}`")
         for s in datasets.list_datasets():
-            state = data_summary.availability(s)
+            state = datasets.availability(s)
             st.markdown(f"{STATE_ICON[state]} **{s.name}** {state}")
 
 

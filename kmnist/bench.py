@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kmnist import datasets, runs
+from kmnist import datasets, files
 from kmnist.config import TrainConfig, preset
 
 K49_TRAIN_IMAGES = 232_365  # size of the official K49 training set
@@ -284,7 +284,7 @@ def markdown(results: dict) -> str:
 def write(results: dict, json_path: Path, markdown_path: Path | None) -> None:
     """Save results.json; put the tables between the bench markers of the markdown file (or append)."""
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    runs.write_json(json_path, results)
+    files.write_json(json_path, results)
     if markdown_path is None:
         return
     block = f"{MARK_START}\n{markdown(results)}{MARK_END}"

@@ -33,7 +33,7 @@ def cmd_datasets(args) -> int:
         return 0
     print(f"data dir: {datasets.data_dir(args.data_dir)}")
     for s in found:
-        state = "complete" if s.complete else ("labels only" if s.has("train-labels") else "absent")
+        state = datasets.availability(s)
         print(f"  {s.name:<12} {state:<12} {s.title}")
         for m in s.missing if s.present else []:
             print(f"      missing {m}")

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from kmnist import datasets, runs
+from kmnist import datasets, files, runs
 
-SHIPPED = runs.ROOT / "assets" / "embeddings"  # maps committed with the project, so the page opens at once
+SHIPPED = files.ROOT / "assets" / "embeddings"  # maps committed with the project, so the page opens at once
 SPACES = ("pixels", "features")
 KUZUSHIJI = ("k49", "kmnist", "kmnist6k")  # Kuzushiji datasets, most complete first
 FORMAT = 1  # bump when the file layout changes; old cache files are then ignored
@@ -176,7 +176,7 @@ def save(emb: Embedding, folder: Path) -> Path:
     meta = {"format": FORMAT, "config": asdict(emb.config), "sizes": list(emb.sizes), "splits": list(emb.splits),
             "seconds": emb.seconds}
     index_type = np.uint16 if emb.indices.max(initial=0) < 2**16 else np.uint32
-    with runs.atomic_open(path, "wb") as f:
+    with files.atomic_open(path, "wb") as f:
         np.savez_compressed(f, coords=emb.coords.astype(np.float16), indices=emb.indices.astype(index_type),
                             meta=np.array(json.dumps(meta)))
     return path

@@ -1,11 +1,16 @@
 """Scores of a model on a test set: the report, the confusion matrix, weak classes and confusions."""
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kmnist.classes import ClassInfo
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 WEAK_F1 = 0.8  # the seed study's line between fine and weak classes
 
@@ -111,3 +116,20 @@ def misclassified(y_true: np.ndarray, y_pred: np.ndarray, true: int | None = Non
 def cell_indices(y_true: np.ndarray, y_pred: np.ndarray, true: int, predicted: int) -> np.ndarray:
     """Test-set positions in one cell of the confusion matrix (the diagonal included)."""
     return np.flatnonzero((y_true == true) & (y_pred == predicted))
+
+
+# Runs side by side: per-class scores across runs, matched by character (runs may know different class sets).
+
+def f1_table(reports: Iterable[tuple[str, Report]], chars: Sequence[str]) -> pd.DataFrame:
+    """F1 of each run (rows, by id) on each character (columns); NaN where a run has no such class.
+
+    Runs that know none of the characters are left out.
+    """
+    import pandas as pd  # deferred: scoring from the CLI need not pay for pandas
+    rows = {}
+    for run_id, rep in reports:
+        f1 = {c.char: c.f1 if c.support else np.nan for c in rep.per_class}
+        values = [f1.get(ch, np.nan) for ch in chars]
+        if not all(np.isnan(values)):
+            rows[run_id] = values
+    return pd.DataFrame.from_dict(rows, orient="index", columns=list(chars), dtype=float)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kmnist import runs
+from kmnist import files, runs
 from kmnist.preprocess import SIZE, to_input
 
 ONNX_FILE, EXPORT_FILE = "model.onnx", "export.json"
@@ -68,14 +68,14 @@ def export_model(model, run_dir: Path) -> dict:
     if not diff <= TOLERANCE:  # also catches NaN
         raise ExportMismatchError(f"ONNX outputs differ from Keras by up to {diff:.3g} (tolerance {TOLERANCE})")
     path = Path(run_dir) / ONNX_FILE
-    with runs.atomic_open(path, "wb") as f:
+    with files.atomic_open(path, "wb") as f:
         f.write(data)
     info = {"state": "exported", "file": ONNX_FILE, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
             "opset": OPSET, "input": INPUT_NAME, "output": sess.get_outputs()[0].name,
             "check_images": len(x), "max_abs_diff": diff, "top1_agreement": same_top1, "tolerance": TOLERANCE,
             "seconds": round(time.time() - started, 3), "tf2onnx": tf2onnx.__version__,
             "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    runs.write_json(Path(run_dir) / EXPORT_FILE, info)
+    files.write_json(Path(run_dir) / EXPORT_FILE, info)
     return info
 
 
@@ -90,7 +90,7 @@ def export_or_record(model, run_dir: Path) -> dict:
         return export_model(model, run_dir)
     except Exception as e:  # noqa: BLE001 - any converter failure must leave training's result intact
         info = {"state": "failed", "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
-        runs.write_json(Path(run_dir) / EXPORT_FILE, info)
+        files.write_json(Path(run_dir) / EXPORT_FILE, info)
         return info
 
 

@@ -1,5 +1,6 @@
-"""Plotly figures for the pages: class counts, top-5 guesses, the clickable confusion matrix, training
-curves and per-class F1 across runs. Pure functions of data, so they are tested without a browser."""
+"""What the pages show, as data: plotly figures (class counts, top-5 guesses, the clickable confusion matrix,
+training curves, per-class F1 across runs, UMAP maps) and image grids. Pure functions of data, so they are
+tested without a browser."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -7,9 +8,11 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.colors import qualitative, sample_colorscale
 from plotly.subplots import make_subplots
 
 from kmnist.classes import ClassInfo
+from kmnist.embed import Embedding
 from kmnist.predict import Guess
 
 CONFUSION_PX = 640  # height of the confusion-matrix figure; markers are sized to fill its cells
@@ -130,3 +133,106 @@ def f1_across_runs(table: pd.DataFrame, threshold: float | None = None) -> go.Fi
                       xaxis=dict(type="category", tickfont=dict(size=16), range=[-pad, len(table.columns) - 1 + pad]),
                       legend=dict(orientation="h", y=-0.2), showlegend=True)
     return fig
+
+
+# Example images: which images to show per class, and how to lay them out crisply.
+
+def samples(labels: np.ndarray, label: int, k: int, seed: int = 0) -> np.ndarray:
+    """Up to k positions of images with this label, a seeded random pick in dataset order."""
+    idx = np.flatnonzero(np.asarray(labels) == label)
+    if len(idx) <= k:
+        return idx
+    return np.sort(np.random.default_rng(seed + label).choice(idx, size=k, replace=False))
+
+
+def samples_per_class(labels: np.ndarray, num_classes: int, k: int, seed: int = 0) -> list[np.ndarray]:
+    """`samples` for every class in label order (empty arrays for classes without images)."""
+    return [samples(labels, c, k, seed) for c in range(num_classes)]
+
+
+def enlarge(image: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest-neighbour upscaling, so browsers show sharp pixels instead of a blur."""
+    return np.kron(np.asarray(image), np.ones((factor, factor), dtype=np.asarray(image).dtype))
+
+
+def tile(images: np.ndarray, cols: int, factor: int = 2, gap: int = 2, fill: int = 64) -> np.ndarray:
+    """One uint8 picture of images (N, H, W) in a grid of `cols` columns, enlarged, with grey gaps.
+
+    One picture per grid keeps a page to a single image element however many samples it shows.
+    """
+    images = np.asarray(images, dtype=np.uint8)
+    if images.ndim != 3 or len(images) == 0:
+        raise ValueError("tile needs a non-empty stack of images (N, H, W)")
+    n, h, w = images.shape
+    cols = max(1, min(cols, n))
+    rows = -(-n // cols)
+    cell_h, cell_w = h * factor, w * factor
+    out = np.full((rows * cell_h + (rows - 1) * gap, cols * cell_w + (cols - 1) * gap), fill, np.uint8)
+    for i, img in enumerate(images):
+        r, c = divmod(i, cols)
+        top, left = r * (cell_h + gap), c * (cell_w + gap)
+        out[top: top + cell_h, left: left + cell_w] = enlarge(img, factor)
+    return out
+
+
+# UMAP maps: one trace per class, hover shows the character; reading a selection.
+
+UNLABELLED = "#7f7f7f"  # every point's colour when the labels are not here
+
+
+def palette(n: int) -> list[str]:
+    """Distinct colours: a qualitative set for up to 10 classes, samples of a rainbow for more (K49)."""
+    if n <= len(qualitative.D3):
+        return qualitative.D3[:n]
+    return sample_colorscale("Turbo", [i / (n - 1) for i in range(n)])
+
+
+def origins(emb: Embedding) -> np.ndarray:
+    """Where each point comes from, e.g. "train #123", for hover text."""
+    which, pos = emb.split_of()
+    names = np.array(emb.splits, dtype=object)[which]
+    return np.array([f"{s} #{p}" for s, p in zip(names, pos)], dtype=object)
+
+
+def map_figure(emb: Embedding, labels: np.ndarray | None, classes: Sequence[ClassInfo] | None,
+               marks: Mapping[str, np.ndarray] | None = None, height: int = 560) -> go.Figure:
+    """Points coloured by class (grey when labels is None); `marks` adds named stars, e.g. the last drawing.
+
+    Every map point carries its position in the map as customdata, so a selection names the points.
+    """
+    fig = go.Figure()
+    where = origins(emb)
+    if labels is None or classes is None:
+        groups = [(np.arange(len(emb.coords)), "images", UNLABELLED, "%{text}<extra></extra>")]
+    else:
+        colours = palette(len(classes))
+        groups = [(np.flatnonzero(labels == c.index), f"{c.char} {c.romaji}".strip(), colours[c.index],
+                   f"<b style='font-size:22px'>{c.char}</b> {c.romaji} · class {c.index}<br>%{{text}}<extra></extra>")
+                  for c in classes]
+    for members, name, colour, hover in groups:
+        if len(members):
+            fig.add_trace(go.Scattergl(
+                x=emb.coords[members, 0], y=emb.coords[members, 1], mode="markers", name=name,
+                marker=dict(size=3, color=colour, opacity=0.7), customdata=members, text=where[members],
+                hovertemplate=hover))
+    for name, xy in (marks or {}).items():
+        fig.add_trace(go.Scatter(
+            x=[xy[0]], y=[xy[1]], mode="markers", name=name, hovertemplate=f"{name}<extra></extra>",
+            marker=dict(symbol="star", size=20, color="black", line=dict(color="white", width=2))))
+    # UMAP axes carry no units, so the map fills the box instead of keeping an aspect ratio.
+    fig.update_layout(height=height, margin=dict(l=0, r=0, t=30, b=0), dragmode="lasso",
+                      legend=dict(itemsizing="constant", font=dict(size=15), orientation="h", y=-0.02,
+                                  yanchor="top"),
+                      xaxis=dict(visible=False), yaxis=dict(visible=False))
+    return fig
+
+
+def selected_points(selection: Mapping | None) -> np.ndarray:
+    """Map positions of the selected points (stars and other marks are left out), in selection order."""
+    found = []
+    for point in (selection or {}).get("points") or []:
+        custom = point.get("customdata")
+        if custom is None or custom == []:
+            continue
+        found.append(int(np.ravel(custom)[0]))
+    return np.array(list(dict.fromkeys(found)), dtype=np.int64)

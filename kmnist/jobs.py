@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from kmnist import datasets, runs
+from kmnist import datasets, files, runs
 from kmnist.config import preset
 
 ACTIVE_STATES = ("starting", "running")
@@ -108,7 +108,7 @@ def _log_tail(path: Path | None) -> str:
 
 
 def _job(run_id: str, record: dict) -> Job:
-    status = runs.read_json(runs.runs_dir() / run_id / runs.STATUS_FILE, {}) or {}
+    status = files.read_json(runs.runs_dir() / run_id / runs.STATUS_FILE, {}) or {}
     log = Path(record["log"]) if record.get("log") else None
     pid = record.get("pid") or status.get("pid")  # no record: a training started from a terminal
     alive = pid_alive(pid, record.get("proc_start"))
@@ -134,7 +134,7 @@ def _records() -> dict[str, dict]:
     found = {}
     if jobs_dir().is_dir():
         for p in jobs_dir().glob("*.json"):
-            record = runs.read_json(p)
+            record = files.read_json(p)
             if isinstance(record, dict) and record.get("run_id"):
                 found[record["run_id"]] = record
     return found
@@ -148,7 +148,7 @@ def list_jobs() -> list[Job]:
     if root.is_dir():
         for p in root.iterdir():
             if p.is_dir() and p.name not in records and runs.RUN_ID_RE.match(p.name):
-                status = runs.read_json(p / runs.STATUS_FILE, {}) or {}
+                status = files.read_json(p / runs.STATUS_FILE, {}) or {}
                 if status.get("state") in ACTIVE_STATES:
                     found.append(_job(p.name, {}))
     return sorted(found, key=lambda j: j.started, reverse=True)
@@ -228,10 +228,10 @@ def start(request: JobRequest, data_root: Path | None = None) -> str:
         argv = command(request, run_id, data_root)
         with open(log, "wb") as out:
             # Its own session: the training outlives a page rerun, and a Ctrl-C in the app's terminal.
-            proc = subprocess.Popen(argv, cwd=runs.ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
+            proc = subprocess.Popen(argv, cwd=files.ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
                                     stderr=subprocess.STDOUT, start_new_session=True)
         stat = _proc_stat(proc.pid)
-        runs.write_json(jobs_dir() / f"{run_id}.json", {
+        files.write_json(jobs_dir() / f"{run_id}.json", {
             "run_id": run_id, "pid": proc.pid, "proc_start": stat[1] if stat else None, "started": time.time(),
             "log": str(log), "argv": argv, "request": asdict(request)})
     return run_id
@@ -248,7 +248,7 @@ def cancel(run_id: str) -> Job:
     else:
         # Still importing TensorFlow, before any run dir or signal handler: stopping it loses nothing.
         path = jobs_dir() / f"{run_id}.json"
-        runs.write_json(path, (runs.read_json(path, {}) or {}) | {"cancel_requested": True})
+        files.write_json(path, (files.read_json(path, {}) or {}) | {"cancel_requested": True})
         if job.pid and pid_alive(job.pid):
             os.kill(job.pid, signal.SIGTERM)
     return get(run_id)

@@ -1,11 +1,8 @@
 """The runs registry: where runs live, reading one back, listing them, and the active-model pointer."""
 from __future__ import annotations
 
-import json
 import os
 import re
-import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property
@@ -14,9 +11,9 @@ from pathlib import Path
 from kmnist import classes as cls
 from kmnist.config import TrainConfig
 from kmnist.evaluate import Report
+from kmnist.files import ROOT, atomic_open, read_json
 from kmnist.preprocess import DEFAULT_FRAMING, Framing
 
-ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "assets" / "runs"  # runs committed with the project, read-only
 DEFAULT_POINTER = SHIPPED / "DEFAULT"  # the shipped default model's run id
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,119}$")
@@ -38,32 +35,6 @@ def validate_run_id(run_id: str) -> str:
     if not isinstance(run_id, str) or not RUN_ID_RE.match(run_id) or ".." in run_id:
         raise ValueError(f"invalid run id {run_id!r}: use letters, digits, '.', '_' and '-' only")
     return run_id
-
-
-@contextmanager
-def atomic_open(path: Path, mode: str = "w"):
-    """Write a file under a temporary name and rename it into place, so a reader never sees half a file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
-            yield f
-        os.chmod(tmp, 0o644)  # mkstemp makes files private; runs and maps are meant to be shared and read
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
-def write_json(path: Path, data) -> None:
-    with atomic_open(path) as f:
-        json.dump(data, f, ensure_ascii=False, indent=1)
-
-
-def read_json(path: Path, default=None):
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
-        return default
 
 
 def new_run_id(config: TrainConfig) -> str:

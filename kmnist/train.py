@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kmnist import classes as cls
+from kmnist import classes as cls, files
 from kmnist import datasets, runs
 from kmnist.config import TrainConfig
 from kmnist.evaluate import report
@@ -97,7 +97,7 @@ def _make_callbacks(run_dir: Path, config: TrainConfig, steps: int, started: flo
             done = self.epoch * steps + batch
             elapsed = time.time() - started
             eta = elapsed / done * (config.epochs * steps - done) if done else None
-            runs.write_json(run_dir / runs.STATUS_FILE, {
+            files.write_json(run_dir / runs.STATUS_FILE, {
                 "state": state, "epoch": self.epoch + 1 if state == "running" else self.epoch,
                 "epochs": config.epochs, "batch": batch, "batches": steps, "elapsed_s": elapsed,
                 "eta_s": eta, "updated": now(), "pid": os.getpid(),
@@ -118,7 +118,7 @@ def _make_callbacks(run_dir: Path, config: TrainConfig, steps: int, started: flo
         def on_epoch_end(self, epoch, logs=None):
             for k, v in (logs or {}).items():
                 self.history.setdefault(k, []).append(float(v))
-            runs.write_json(run_dir / runs.HISTORY_FILE, self.history)
+            files.write_json(run_dir / runs.HISTORY_FILE, self.history)
             self.write("running", steps, logs)  # self.epoch is still this epoch: "epoch e+1, all batches done"
 
     return Follow()
@@ -140,7 +140,7 @@ def train(config: TrainConfig, dataset: datasets.Dataset | None = None, callback
     started = time.time()
     stop = threading.Event()
     status = {"state": "starting", "pid": os.getpid(), "started": now(), "updated": now()}
-    runs.write_json(run_dir / runs.STATUS_FILE, status)
+    files.write_json(run_dir / runs.STATUS_FILE, status)
     restore = _install_signal_handlers(stop)
     try:
         if config.dataset != dataset.name:
@@ -150,8 +150,8 @@ def train(config: TrainConfig, dataset: datasets.Dataset | None = None, callback
             train_x, train_y = train_x[: config.limit], train_y[: config.limit]
         num_classes = len(dataset.classes)
         config.framing = measure_framing(train_x, seed=config.seed).to_json()
-        runs.write_json(run_dir / runs.CONFIG_FILE, config.to_json())
-        runs.write_json(run_dir / runs.CLASSES_FILE, cls.to_json(dataset.classes))
+        files.write_json(run_dir / runs.CONFIG_FILE, config.to_json())
+        files.write_json(run_dir / runs.CLASSES_FILE, cls.to_json(dataset.classes))
 
         keras.utils.set_random_seed(config.seed)
         tr, va = split_train_val(train_y, config.val_fraction, config.seed)
@@ -175,7 +175,7 @@ def train(config: TrainConfig, dataset: datasets.Dataset | None = None, callback
         inference.set_weights(model.get_weights())
         inference.save(run_dir / runs.MODEL_FILE)
         export_or_record(inference, run_dir)  # model.onnx for the browser; a failure is recorded, not raised
-        runs.write_json(run_dir / runs.HISTORY_FILE, follow.history)
+        files.write_json(run_dir / runs.HISTORY_FILE, follow.history)
 
         from kmnist.predict import predict_proba
         eval_start = time.time()
@@ -192,15 +192,15 @@ def train(config: TrainConfig, dataset: datasets.Dataset | None = None, callback
             "eval_images_per_s": len(y_pred) / max(eval_seconds, 1e-9),
             "params": int(model.count_params()), "model_bytes": (run_dir / runs.MODEL_FILE).stat().st_size,
             "train_images": int(len(tr)), "val_images": int(len(va)), "test_images": int(len(y_pred))}
-        runs.write_json(run_dir / runs.METRICS_FILE, metrics)
-        runs.write_json(run_dir / runs.STATUS_FILE, {
+        files.write_json(run_dir / runs.METRICS_FILE, metrics)
+        files.write_json(run_dir / runs.STATUS_FILE, {
             "state": state, "epoch": epochs_done, "epochs": config.epochs, "batch": steps, "batches": steps,
             "elapsed_s": time.time() - started, "eta_s": 0, "updated": now(), "pid": os.getpid(),
             "metrics": {k: metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")},
             "history": follow.history})
         return runs.Run(run_id, run_dir)
     except BaseException as e:
-        runs.write_json(run_dir / runs.STATUS_FILE, status | {
+        files.write_json(run_dir / runs.STATUS_FILE, status | {
             "state": "failed", "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(),
             "updated": now()})
         raise

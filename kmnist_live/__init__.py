@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -20,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from kmnist import runs
+from kmnist import files, runs
 from kmnist.export import onnx_path
 
 HERE = Path(__file__).resolve().parent
-STATIC = runs.ROOT / "static"  # Streamlit serves the folder named static/ beside app.py
+STATIC = files.ROOT / "static"  # Streamlit serves the folder named static/ beside app.py
 ORT_DIR, MODELS_DIR = STATIC / "ort", STATIC / "models"
 CANVAS_PX = 300  # drawing surface, in CSS and canvas pixels (the server canvas's size)
 UNSUPPORTED = "live_unsupported"  # session key: this browser reported no WebAssembly
@@ -58,14 +56,8 @@ def publish_model(run: runs.Run) -> str | None:
     target = MODELS_DIR / name
     if not target.is_file():
         MODELS_DIR.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".model.", dir=MODELS_DIR)
-        os.close(fd)
-        try:
-            shutil.copyfile(source, tmp)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, target)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        with files.atomic_open(target, "wb") as out, source.open("rb") as f:
+            shutil.copyfileobj(f, out)
     return f"models/{name}"
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from kmnist import datasets, gallery, runs
+from kmnist import datasets, figures, runs
 from kmnist.classes import ClassInfo
 from kmnist.export import ONNX_FILE, onnx_path
 from kmnist.predict import OnnxPredictor, Predictor
@@ -106,7 +106,7 @@ def missing_note(name: str, split: str, kind: str = "imgs") -> str:
 
 @st.cache_data(max_entries=16)
 def _samples(labels_path: str, stamp: float, name: str, split: str, num_classes: int, k: int) -> list[np.ndarray]:
-    return gallery.samples_per_class(array(name, split, "labels"), num_classes, k)
+    return figures.samples_per_class(array(name, split, "labels"), num_classes, k)
 
 
 def samples(name: str, split: str, num_classes: int, k: int) -> list[np.ndarray] | None:
@@ -120,7 +120,7 @@ def show_strip(images: np.ndarray, caption: str, cols: int | None = None, factor
     if len(images) == 0:
         st.caption(f"{caption}: no images")
         return
-    st.image(gallery.tile(images, cols or len(images), factor=factor), caption=caption)
+    st.image(figures.tile(images, cols or len(images), factor=factor), caption=caption)
 
 
 def class_grid(images: np.ndarray, picks: list[np.ndarray], classes: list[ClassInfo], cols: int = 4,

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from kmnist import data_summary, datasets, figures
+from kmnist import datasets, figures
 from pages import common
 
 SAMPLES = 8  # example images per class
@@ -13,8 +13,8 @@ root = datasets.data_dir()
 st.caption(f"Data dir: `{root}` (set `KMNIST_DATA_DIR` to use another). K49 has 49 hiragana classes, "
            "Kuzushiji-MNIST 10 of them; dataset folders in the official layout (such as kmnist6k) count too.")
 
-summaries = data_summary.summarise_all()
-st.dataframe(pd.DataFrame(data_summary.table(summaries)), hide_index=True)
+summaries = datasets.summarise_all()
+st.dataframe(pd.DataFrame(datasets.table(summaries)), hide_index=True)
 labelled = [s for s in summaries if s.has_labels]
 if not labelled:
     st.info(f"No dataset is in `{root}` yet. Download an official one below (needs internet), run "

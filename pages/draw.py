@@ -3,7 +3,7 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 import kmnist_live
-from kmnist import figures, gallery
+from kmnist import figures
 from kmnist.predict import top_k
 from kmnist.preprocess import MAX_UPLOAD_BYTES, BadImageError, EmptyImageError, prepare
 from pages import common
@@ -81,7 +81,7 @@ else:
             st.metric(label="Prediction", value=best.char)
             st.caption(f"**{best.romaji}** · {best.prob:.1%} probability")
         with seen_col:
-            st.image(gallery.enlarge(seen, 5), caption="What the model sees: the 28×28 input after framing")
+            st.image(figures.enlarge(seen, 5), caption="What the model sees: the 28×28 input after framing")
         st.plotly_chart(figures.top_guesses(guesses), key="top5")
 
 name = run.config.dataset

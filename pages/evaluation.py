@@ -5,7 +5,7 @@ from dataclasses import asdict
 import pandas as pd
 import streamlit as st
 
-from kmnist import figures, model_summary
+from kmnist import figures, models
 from kmnist.evaluate import cell_indices, top_confusions
 from pages import common
 
@@ -80,6 +80,6 @@ if not run.has_model:
     st.info(f"Run {run.id} has no saved model ({run.state}).")
 else:
     net = common.model(run)
-    st.caption(f"{run.config.arch}: {model_summary.parameter_count(net):,} parameters; "
+    st.caption(f"{run.config.arch}: {models.parameter_count(net):,} parameters; "
                f"optimizer {run.config.optimizer}, {run.config.epochs} epochs, batch {run.config.batch_size}.")
-    st.dataframe(pd.DataFrame(model_summary.layer_table(net)), hide_index=True)
+    st.dataframe(pd.DataFrame(models.layer_table(net)), hide_index=True)

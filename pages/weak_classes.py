@@ -5,7 +5,7 @@ from dataclasses import asdict
 import pandas as pd
 import streamlit as st
 
-from kmnist import compare, figures, runs
+from kmnist import evaluate, figures, runs
 from kmnist.evaluate import WEAK_F1, misclassified, top_confusions, weak_classes
 from pages import common
 
@@ -30,7 +30,7 @@ st.dataframe(pd.DataFrame([asdict(c) for c in weak]).rename(columns={"index": "c
 
 st.subheader("Every run on these classes")
 chars = [c.char for c in weak]
-table = compare.f1_table(((r.id, r.report) for r in runs.list_runs() if r.report is not None), chars)
+table = evaluate.f1_table(((r.id, r.report) for r in runs.list_runs() if r.report is not None), chars)
 st.caption("Test F1 of each run that knows these characters; blank where a run does not know one.")
 st.plotly_chart(figures.f1_across_runs(table, threshold), key="weak_runs")
 st.dataframe(table.style.format("{:.3f}", na_rep="—"))

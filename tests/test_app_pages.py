@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from kmnist import datasets, runs
+from kmnist import datasets, files, runs
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 SEED_RUN = "kmnist6k-seed"
@@ -229,10 +229,10 @@ def fake_k49_run(runs_dir: Path, run_id: str = "k49-fake") -> runs.Run:
     y_pred = np.where(rng.random(len(y)) < 0.8, y, rng.integers(0, 49, len(y)))
     path = runs_dir / run_id
     path.mkdir(parents=True)
-    runs.write_json(path / runs.CONFIG_FILE, TrainConfig(dataset="k49").to_json())
-    runs.write_json(path / runs.CLASSES_FILE, cls.to_json(cls.k49_classes()))
-    runs.write_json(path / runs.METRICS_FILE, report(y, y_pred, cls.k49_classes()).to_json())
-    runs.write_json(path / runs.STATUS_FILE, {"state": "completed"})
+    files.write_json(path / runs.CONFIG_FILE, TrainConfig(dataset="k49").to_json())
+    files.write_json(path / runs.CLASSES_FILE, cls.to_json(cls.k49_classes()))
+    files.write_json(path / runs.METRICS_FILE, report(y, y_pred, cls.k49_classes()).to_json())
+    files.write_json(path / runs.STATUS_FILE, {"state": "completed"})
     return runs.get_run(run_id)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from kmnist import jobs, runs
+from kmnist import files, jobs, runs
 from kmnist.config import TrainConfig
 from kmnist.train import train
 
@@ -109,7 +109,7 @@ def test_training_without_data_says_what_is_missing(tmp_path, monkeypatch):
 def test_training_shows_an_interrupted_job(runs_dir):
     run_dir = runs_dir / "lost-run"
     run_dir.mkdir(parents=True)
-    runs.write_json(run_dir / runs.STATUS_FILE, {"state": "running", "pid": 2**22 + 7, "epoch": 2, "epochs": 5})
+    files.write_json(run_dir / runs.STATUS_FILE, {"state": "running", "pid": 2**22 + 7, "epoch": 2, "epochs": 5})
     at = open_page("training")
     assert "Run lost-run: interrupted" in texts(at.subheader)
     assert "is gone but its run never finished" in texts(at.error)

@@ -144,7 +144,7 @@ def pick_drawable_test_image(data_root: Path):
     from kmnist import datasets, runs
     from kmnist.predict import predict_proba
     from kmnist.preprocess import prepare
-    from kmnist.sketch import render, strokes
+    from tests.sketch import render, strokes
     run = runs.active_run()  # the autouse runs_dir fixture points at an empty dir: the shipped default
     model = run.load_model()
     images = datasets.load_images("kmnist6k", "test", data_root)[:200]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kmnist import export, models, runs
+from kmnist import export, files, models, runs
 from kmnist.cli import main
 from kmnist.config import TrainConfig
 from kmnist.predict import OnnxPredictor, Predictor
@@ -19,7 +19,7 @@ def test_export_matches_keras_and_serves_one_image(tmp_path):
     assert onnx_file.is_file() and info["bytes"] == onnx_file.stat().st_size
     assert info["sha256"] == export.sha256(onnx_file)
     assert info["max_abs_diff"] <= export.TOLERANCE, f"ONNX differs from Keras by {info['max_abs_diff']}"
-    assert runs.read_json(tmp_path / export.EXPORT_FILE) == info
+    assert files.read_json(tmp_path / export.EXPORT_FILE) == info
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary files left behind"
     images = export.check_batch(8, seed=3)
     onnx, keras = OnnxPredictor(onnx_file), Predictor(model)
@@ -33,14 +33,14 @@ def test_a_failed_export_is_recorded_and_leaves_no_file(tmp_path, monkeypatch):
     info = export.export_or_record(model, tmp_path)
     assert info["state"] == "failed" and "ExportMismatchError" in info["error"]
     assert not (tmp_path / export.ONNX_FILE).exists(), "an unverified model.onnx was placed"
-    assert runs.read_json(tmp_path / export.EXPORT_FILE)["state"] == "failed"
+    assert files.read_json(tmp_path / export.EXPORT_FILE)["state"] == "failed"
 
 
 @pytest.mark.slow
 def test_training_exports_and_survives_a_failed_export(data_dir, monkeypatch):
     run = train(TrainConfig(dataset="tiny10", epochs=1, batch_size=32), data_root=data_dir)
     assert export.onnx_path(run) is not None, "train wrote no model.onnx"
-    assert runs.read_json(run.path / export.EXPORT_FILE)["state"] == "exported"
+    assert files.read_json(run.path / export.EXPORT_FILE)["state"] == "exported"
 
     def broken(*args, **kwargs):
         raise RuntimeError("converter exploded")
@@ -49,12 +49,12 @@ def test_training_exports_and_survives_a_failed_export(data_dir, monkeypatch):
     run = train(TrainConfig(dataset="tiny10", epochs=1, batch_size=32), data_root=data_dir, run_id="no-export")
     assert run.state == "completed", "a failed export must not fail the training run"
     assert export.onnx_path(run) is None
-    assert "converter exploded" in runs.read_json(run.path / export.EXPORT_FILE)["error"]
+    assert "converter exploded" in files.read_json(run.path / export.EXPORT_FILE)["error"]
 
 
 def test_cli_export_of_a_run_without_model_is_an_error(runs_dir, capsys):
     run_dir = runs.create_run_dir("empty")
-    runs.write_json(run_dir / runs.CONFIG_FILE, TrainConfig().to_json())
+    files.write_json(run_dir / runs.CONFIG_FILE, TrainConfig().to_json())
     assert main(["export", "--run", "empty"]) == 2
     assert "no model file" in capsys.readouterr().err
 
@@ -64,7 +64,7 @@ def test_shipped_runs_ship_a_verified_export(run_id):
     run = runs.get_run(run_id)
     path = export.onnx_path(run)
     assert path is not None, f"{run_id} has no model.onnx: python -m kmnist export --run {run_id}"
-    info = runs.read_json(run.path / export.EXPORT_FILE)
+    info = files.read_json(run.path / export.EXPORT_FILE)
     assert info["sha256"] == export.sha256(path), "model.onnx changed since its export was checked"
     assert info["max_abs_diff"] <= export.TOLERANCE
     x = export.check_batch(16, seed=1)

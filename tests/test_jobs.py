@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from kmnist import jobs, runs
+from kmnist import files, jobs, runs
 
 TINY = jobs.JobRequest("tiny10", epochs=1, batch_size=32)
 
@@ -67,7 +67,7 @@ def test_cancel_while_still_starting(data_dir, runs_dir):
 def test_a_dead_process_mid_run_is_reported_interrupted(runs_dir):
     run_dir = runs_dir / "lost-run"
     run_dir.mkdir(parents=True)
-    runs.write_json(run_dir / runs.STATUS_FILE, {"state": "running", "pid": dead_pid(), "epoch": 3, "epochs": 12})
+    files.write_json(run_dir / runs.STATUS_FILE, {"state": "running", "pid": dead_pid(), "epoch": 3, "epochs": 12})
     job = jobs.get("lost-run")
     assert job.state == "interrupted" and "gone" in job.message and "epoch 3 of 12" in job.message
     assert jobs.running() is None, "an interrupted job does not block new ones"
@@ -78,7 +78,7 @@ def test_a_process_that_died_before_writing_status_is_failed(runs_dir):
     jobs.jobs_dir().mkdir(parents=True)
     log = jobs.jobs_dir() / "early.log"
     log.write_text("Traceback ...\nImportError: no TensorFlow\n")
-    runs.write_json(jobs.jobs_dir() / "early.json", {"run_id": "early", "pid": dead_pid(), "started": time.time(),
+    files.write_json(jobs.jobs_dir() / "early.json", {"run_id": "early", "pid": dead_pid(), "started": time.time(),
                                                       "log": str(log)})
     job = jobs.get("early")
     assert job.state == "failed" and "ImportError: no TensorFlow" in job.message

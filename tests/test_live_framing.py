@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from kmnist.preprocess import DEFAULT_FRAMING, EmptyImageError, Framing, prepare
-from kmnist.sketch import render
+from tests.sketch import render
 
 ROOT = Path(__file__).resolve().parent.parent
 FRAMING_JS = ROOT / "kmnist_live" / "framing.mjs"
