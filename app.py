@@ -9,7 +9,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 
 import streamlit as st  # noqa: E402 - after the environment TensorFlow reads at import
 
-from kmnist import datasets, runs  # noqa: E402
+from kmnist import datasets, files, runs  # noqa: E402
+from pages import common  # noqa: E402
+
+ICON = files.ROOT / "assets" / "icon.png"  # the tab icon, served by the app itself (works offline)
 
 STATE_ICON = {"complete": ":material/check_circle:", "partial": ":material/incomplete_circle:",
               "absent": ":material/radio_button_unchecked:"}
@@ -35,14 +38,27 @@ def sidebar() -> None:
             st.markdown(f"{STATE_ICON[state]} **{s.name}** {state}")
 
 
-st.set_page_config(page_title="Kuzushiji lab", page_icon=":material/draw:", layout="wide")
-page = st.navigation([
-    st.Page("pages/draw.py", title="Draw", icon=":material/draw:", default=True),
-    st.Page("pages/dataset.py", title="Dataset", icon=":material/dataset:"),
-    st.Page("pages/embedding.py", title="Embedding", icon=":material/scatter_plot:"),
-    st.Page("pages/evaluation.py", title="Evaluation", icon=":material/analytics:"),
-    st.Page("pages/weak_classes.py", title="Weak classes", icon=":material/troubleshoot:"),
-    st.Page("pages/training.py", title="Training", icon=":material/model_training:"),
-])
-sidebar()
-page.run()
+def frame():
+    """Page config, menu and sidebar around every page; returns the page the URL asks for."""
+    st.set_page_config(page_title="Kuzushiji lab", page_icon=str(ICON), layout="wide")
+    page = st.navigation([
+        st.Page("pages/draw.py", title="Draw", icon=":material/draw:", default=True),
+        st.Page("pages/dataset.py", title="Dataset", icon=":material/dataset:"),
+        st.Page("pages/embedding.py", title="Embedding", icon=":material/scatter_plot:"),
+        st.Page("pages/evaluation.py", title="Evaluation", icon=":material/analytics:"),
+        st.Page("pages/weak_classes.py", title="Weak classes", icon=":material/troubleshoot:"),
+        st.Page("pages/training.py", title="Training", icon=":material/model_training:"),
+    ])
+    sidebar()
+    return page
+
+
+def main() -> None:
+    """The page the URL asks for, in the frame."""
+    page = frame()
+    st.session_state[common.FRAMED] = True
+    page.run()
+
+
+if __name__ == "__main__":  # run by Streamlit, for every URL; a page run without it calls main() itself
+    main()

@@ -6,6 +6,8 @@ import streamlit as st
 from kmnist import datasets, figures
 from pages import common
 
+common.enter()  # inside app.py's frame, even on a first deep link
+
 SAMPLES = 8  # example images per class
 
 st.title("Datasets")

@@ -10,6 +10,8 @@ import streamlit as st
 from kmnist import datasets, embed, figures, runs
 from pages import common
 
+common.enter()  # inside app.py's frame, even on a first deep link
+
 SHOWN = 120  # selected images shown at most
 
 

@@ -9,6 +9,8 @@ from kmnist import figures, models
 from kmnist.evaluate import cell_indices, top_confusions
 from pages import common
 
+common.enter()  # inside app.py's frame, even on a first deep link
+
 SHOWN = 40  # images shown for one confusion-matrix cell
 
 st.title("Evaluation")

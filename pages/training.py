@@ -11,7 +11,9 @@ import streamlit as st
 from kmnist import datasets, figures, jobs, runs
 from kmnist.config import TrainConfig
 from kmnist.models import ARCHITECTURES
-from pages import common  # noqa: F401 - importing pages routes a first deep link through app.py
+from pages import common
+
+common.enter()  # inside app.py's frame, even on a first deep link
 
 POLL_S = 1.0  # seconds between status reads while a job runs
 BATCH_SIZES = [32, 64, 128, 256, 512]

@@ -123,10 +123,40 @@ def wait_idle(page) -> None:
 
 
 def open_page(page, url: str, path: str) -> None:
-    """Open a page by its URL, after the front page: until app.py has run once, Streamlit serves pages/ bare."""
-    page.goto(url)
-    page.locator("[data-testid=stSidebar]").get_by_text("Active model").wait_for()
+    """Open a page by its URL (a deep link works as the first request too: see test_cold_deep_link)."""
     page.goto(f"{url}/{path}")
+    page.locator("[data-testid=stSidebar]").get_by_text("Active model").wait_for()
+
+
+TITLES = {"": "Draw a character", "dataset": "Datasets", "embedding": "Embedding", "evaluation": "Evaluation",
+          "weak_classes": "Weak classes", "training": "Training"}  # URL path -> the page's heading
+NAVIGATION = ["Draw", "Dataset", "Embedding", "Evaluation", "Weak classes", "Training"]  # app.py's st.navigation
+
+
+@pytest.mark.parametrize("path", list(TITLES))
+def test_cold_deep_link_shows_the_page_in_the_frame(path, browser, shared_data, tmp_path):
+    """A page's URL as the very first request after the server starts gets app.py's frame, sidebar and menu.
+
+    (A folder named pages/ beside app.py is Streamlit's legacy layout until app.py has run once.)
+    """
+    ARTIFACTS.mkdir(exist_ok=True)
+    env = {"KMNIST_DATA_DIR": str(shared_data), "KMNIST_RUNS_DIR": str(tmp_path / "runs"), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    with serve_app(env, ARTIFACTS / "streamlit-cold.log") as url:
+        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            tab.goto(f"{url}/{path}")
+            tab.get_by_role("heading", name=TITLES[path], level=1).wait_for(timeout=90_000)
+            sidebar = tab.locator("[data-testid=stSidebar]")
+            sidebar.get_by_text("Active model").wait_for()
+            wait_idle(tab)
+            tab.screenshot(path=str(ARTIFACTS / f"browser-cold-{path or 'home'}.png"))
+            assert tab.url.rstrip("/") == f"{url}/{path}".rstrip("/"), f"asked for /{path}, landed on {tab.url}"
+            links = tab.locator("[data-testid=stSidebarNavLink]")
+            names = [t.strip() for t in links.all_inner_texts()]
+            assert [n.splitlines()[-1].strip() for n in names] == NAVIGATION, f"not app.py's menu: {names}"
+            assert tab.title() == "Kuzushiji lab", "app.py's page config did not apply"
+        finally:
+            tab.close()
 
 
 def prediction_value(page):
