@@ -5,11 +5,13 @@ runs from $KMNIST_RUNS_DIR (else runs/ here).
 """
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the server log
+# TensorFlow's C++ log: 3 keeps its start-up chatter and, on machines without a GPU, its failed GPU probe
+# ("E0000 … failed call to cuInit") out of the server log; Python errors still reach it.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import streamlit as st  # noqa: E402 - after the environment TensorFlow reads at import
 
-from kmnist import datasets, files, runs  # noqa: E402
+from kmnist import datasets, files, jobs, runs  # noqa: E402
 from pages import common  # noqa: E402
 
 ICON = files.ROOT / "assets" / "icon.png"  # the tab icon, served by the app itself (works offline)
@@ -40,6 +42,8 @@ def sidebar() -> None:
 
 def frame():
     """Page config, menu and sidebar around every page; returns the page the URL asks for."""
+    if jobs.public_mode():  # no exception detail (paths, code) reaches a visitor's browser; the server log has it
+        st.set_option("client.showErrorDetails", "none")
     st.set_page_config(page_title="Kuzushiji lab", page_icon=str(ICON), layout="wide")
     page = st.navigation([
         st.Page("pages/draw.py", title="Draw", icon=":material/draw:", default=True),
