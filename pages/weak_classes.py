@@ -42,7 +42,7 @@ st.subheader("Every run on these classes")
 chars = [c.char for c in weak]
 table = evaluate.f1_table(((r.id, r.report) for r in runs.list_runs() if r.report is not None), chars)
 st.caption("Test F1 of each run that knows these characters; blank where a run does not know one.")
-st.plotly_chart(figures.f1_across_runs(table, threshold), key="weak_runs")
+st.plotly_chart(figures.f1_across_runs(table, threshold if threshold < 1 else None), key="weak_runs")
 st.dataframe(table.style.format("{:.3f}", na_rep="—"))
 
 st.subheader("What they are mistaken for")

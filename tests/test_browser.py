@@ -313,3 +313,82 @@ def test_training_page_trains_in_the_background_and_activates(page, tmp_path):
         page.get_by_text("is the active model").wait_for()
         wait_idle(page)
         page.screenshot(path=str(ARTIFACTS / "browser-training-activated.png"), full_page=True)
+
+
+# Models, runs and weak classes (issue 10)
+
+
+@pytest.fixture
+def models_url(tmp_path, shared_data) -> Iterator[str]:
+    """A fresh server whose runs dir holds one cancelled run (scores copied from the shipped seed run)."""
+    from kmnist import files, runs
+    ARTIFACTS.mkdir(exist_ok=True)
+    src = runs.SHIPPED / "kmnist6k-seed"
+    run = tmp_path / "runs" / "kmnist6k-seed-cancelled"
+    run.mkdir(parents=True)
+    for name in (runs.CONFIG_FILE, runs.CLASSES_FILE, runs.METRICS_FILE):
+        (run / name).write_bytes((src / name).read_bytes())
+    files.write_json(run / runs.STATUS_FILE, {"state": "cancelled", "epoch": 1, "epochs": 3, "batch": 10,
+                                              "batches": 43})
+    env = {"KMNIST_DATA_DIR": str(shared_data), "KMNIST_RUNS_DIR": str(tmp_path / "runs"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    with serve_app(env, ARTIFACTS / "streamlit-models.log") as url:
+        yield url
+
+
+def sidebar_model(page) -> str:
+    return page.locator("[data-testid=stSidebar] strong").first.inner_text()
+
+
+def test_activating_an_older_run_and_back_to_the_shipped_default(models_url, page):
+    from kmnist import runs
+    default = runs.DEFAULT_POINTER.read_text().strip()
+    open_page(page, models_url, "evaluation")
+    wait_idle(page)
+    page.get_by_role("combobox", name="Run").click()
+    page.get_by_role("option", name=re.compile(r"^kmnist6k-seed · completed")).click()
+    wait_idle(page)
+    page.get_by_role("button", name="Make this the active model").click()
+    ask = page.get_by_text("make kmnist6k-seed the active model anyway?")
+    ask.wait_for()
+    assert "96.8% → 86.1%" in ask.inner_text(), ask.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "browser-activate-confirm.png"), full_page=True)
+    assert sidebar_model(page) == default, "nothing changes before the answer"
+    page.get_by_role("button", name="Make it active anyway").click()
+    page.get_by_text("kmnist6k-seed is the active model").wait_for()
+    page.locator("[data-testid=stSidebar]").get_by_text("kmnist6k-seed", exact=True).wait_for()
+
+    open_page(page, models_url, "training")
+    back = page.get_by_role("button", name=f"Back to the shipped default ({default})")
+    back.wait_for()
+    wait_idle(page)
+    table = page.locator("[data-testid=stDataFrame]").first
+    table.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "browser-runs.png"), full_page=True)
+    back.click()
+    page.locator("[data-testid=stSidebar]").get_by_text(default, exact=True).wait_for()
+    wait_idle(page)
+    assert sidebar_model(page) == default
+
+
+def test_a_cancelled_run_shows_its_state_and_true_progress(models_url, page):
+    open_page(page, models_url, "evaluation")
+    wait_idle(page)
+    page.get_by_role("combobox", name="Run").click()
+    option = page.get_by_role("option", name=re.compile(r"^kmnist6k-seed-cancelled"))
+    label = option.inner_text()
+    assert "cancelled" in label and "epoch 1 of 3, batch 10 of 43" in label, label
+    option.click()
+    page.get_by_text("saved no model (cancelled)").wait_for()
+    wait_idle(page)
+    page.screenshot(path=str(ARTIFACTS / "browser-cancelled.png"))
+
+
+def test_weak_classes_open_on_the_weakest(app_url, page):
+    open_page(page, app_url, "weak_classes")
+    page.get_by_text("with the lowest F1").wait_for()
+    wait_idle(page)
+    rows = page.locator("[data-testid=stDataFrame]").first
+    rows.wait_for()
+    assert not page.get_by_text("No class of").count(), "Weak classes opened empty"
+    page.set_viewport_size({"width": 1400, "height": 2600})
+    page.screenshot(path=str(ARTIFACTS / "browser-weak-classes.png"))
