@@ -14,7 +14,8 @@ import streamlit as st
 
 from kmnist import datasets, figures, jobs, runs
 from kmnist.classes import ClassInfo
-from kmnist.predict import Predictor
+from kmnist.export import ONNX_FILE, onnx_path
+from kmnist.predict import OnnxPredictor, Predictor
 
 
 FRAMED = "framed_by_app"  # session key app.py sets right before it runs a page
@@ -164,7 +165,9 @@ def _model(model_path: str, stamp: float):
 
 
 @st.cache_resource(max_entries=3, show_spinner="Preparing the model…")
-def _predictor(model_path: str, stamp: float) -> Predictor:
+def _predictor(model_path: str, stamp: float) -> Predictor | OnnxPredictor:
+    if model_path.endswith(ONNX_FILE):
+        return OnnxPredictor(model_path)
     return Predictor(_model(model_path, stamp))
 
 
@@ -174,9 +177,9 @@ def model(run: runs.Run):
     return _model(str(path), _stamp(path))
 
 
-def predictor(run: runs.Run) -> Predictor:
-    """The fast single-image predictor of the run's model, traced once per model file."""
-    path = run.path / runs.MODEL_FILE
+def predictor(run: runs.Run) -> Predictor | OnnxPredictor:
+    """The fast single-image predictor of the run's model: its ONNX export when it has one, else Keras."""
+    path = onnx_path(run) or run.path / runs.MODEL_FILE
     return _predictor(str(path), _stamp(path))
 
 
