@@ -90,35 +90,50 @@ def _make_callbacks(run_dir: Path, config: TrainConfig, steps: int, started: flo
             super().__init__()
             self.history: dict[str, list[float]] = {}
             self.epoch = 0
+            self.batch = 0  # batches done in the current epoch
+            self.logs: dict = {}
             self.last_write = 0.0
 
-        def write(self, state: str, batch: int, logs: dict | None = None):
-            done = self.epoch * steps + batch
+        @property
+        def epochs_done(self) -> float:
+            """Whole epochs plus the share of the current one: a cancel after 10 of 43 batches is 0.233."""
+            done = round((self.epoch * steps + self.batch) / steps, 3)
+            return int(done) if done.is_integer() else done
+
+        def write(self, state: str = "running", logs: dict | None = None):
+            done = self.epoch * steps + self.batch
             elapsed = time.time() - started
             eta = elapsed / done * (config.epochs * steps - done) if done else None
+            self.logs = logs if logs is not None else self.logs
             files.write_json(run_dir / runs.STATUS_FILE, {
-                "state": state, "epoch": self.epoch + 1 if state == "running" else self.epoch,
-                "epochs": config.epochs, "batch": batch, "batches": steps, "elapsed_s": elapsed,
-                "eta_s": eta, "updated": now(), "pid": os.getpid(),
-                "metrics": {k: float(v) for k, v in (logs or {}).items()}, "history": self.history})
+                "state": state, "epoch": self.epoch + 1, "epochs": config.epochs, "batch": self.batch,
+                "batches": steps, "epochs_done": self.epochs_done, "elapsed_s": elapsed, "eta_s": eta,
+                "updated": now(), **runs.heartbeat(),
+                "metrics": {k: float(v) for k, v in self.logs.items()}, "history": self.history})
             self.last_write = time.time()
 
         def on_epoch_begin(self, epoch, logs=None):
-            self.epoch = epoch
-            self.write("running", 0)
+            self.epoch, self.batch, self.logs = epoch, 0, {}
+            self.write()
 
         def on_train_batch_end(self, batch, logs=None):
+            self.batch = batch + 1
             if stop.is_set() or (run_dir / runs.CANCEL_FILE).exists():
                 stop.set()
                 self.model.stop_training = True
             if time.time() - self.last_write > STATUS_EVERY:
-                self.write("running", batch + 1, logs)
+                self.write(logs=logs)
+
+        def on_test_batch_end(self, batch, logs=None):
+            if time.time() - self.last_write > STATUS_EVERY:
+                self.write()  # validation: progress is unchanged, the heartbeat goes on
 
         def on_epoch_end(self, epoch, logs=None):
-            for k, v in (logs or {}).items():
-                self.history.setdefault(k, []).append(float(v))
-            files.write_json(run_dir / runs.HISTORY_FILE, self.history)
-            self.write("running", steps, logs)  # self.epoch is still this epoch: "epoch e+1, all batches done"
+            if self.batch == steps:  # the history holds whole epochs; a cancelled one's share is in epochs_done
+                for k, v in (logs or {}).items():
+                    self.history.setdefault(k, []).append(float(v))
+                files.write_json(run_dir / runs.HISTORY_FILE, self.history)
+            self.write(logs=logs)
 
     return Follow()
 
@@ -138,7 +153,7 @@ def train(config: TrainConfig, dataset: datasets.Dataset | None = None, callback
     run_dir = runs.create_run_dir(run_id, runs_root)
     started = time.time()
     stop = threading.Event()
-    status = {"state": "starting", "pid": os.getpid(), "started": now(), "updated": now()}
+    status = {"state": "starting", "started": now(), "updated": now(), **runs.heartbeat()}
     files.write_json(run_dir / runs.STATUS_FILE, status)
     restore = _install_signal_handlers(stop)
     try:
@@ -172,7 +187,12 @@ def train(config: TrainConfig, dataset: datasets.Dataset | None = None, callback
         # Save an uncompiled copy: the optimizer's slots would triple the file for no use at inference.
         inference = models.build(config.arch, num_classes)
         inference.set_weights(model.get_weights())
-        inference.save(run_dir / runs.MODEL_FILE)
+        partial = run_dir / f".{runs.MODEL_FILE}.partial.keras"  # Keras picks the format by the suffix
+        try:  # a kill or a full disk mid-save leaves no half model under the final name
+            inference.save(partial)
+            os.replace(partial, run_dir / runs.MODEL_FILE)
+        finally:
+            partial.unlink(missing_ok=True)
         files.write_json(run_dir / runs.HISTORY_FILE, follow.history)
 
         from kmnist.predict import predict_proba
@@ -182,9 +202,10 @@ def train(config: TrainConfig, dataset: datasets.Dataset | None = None, callback
         y_pred = probs.argmax(axis=1).astype(np.uint8)
         np.save(run_dir / runs.PREDICTIONS_FILE, y_pred)
         rep = report(dataset.test.labels, y_pred, dataset.classes)
-        epochs_done = len(follow.history.get("loss", []))
+        epochs_done = follow.epochs_done
         metrics = rep.to_json() | {
-            "state": state, "epochs_done": epochs_done, "train_seconds": train_seconds,
+            "state": state, "epochs_done": epochs_done, "batches_done": follow.epoch * steps + follow.batch,
+            "train_seconds": train_seconds,
             "wall_seconds": time.time() - started,
             "train_images_per_s": len(tr) * max(epochs_done, 1) / max(train_seconds, 1e-9),
             "eval_images_per_s": len(y_pred) / max(eval_seconds, 1e-9),
@@ -192,15 +213,19 @@ def train(config: TrainConfig, dataset: datasets.Dataset | None = None, callback
             "train_images": int(len(tr)), "val_images": int(len(va)), "test_images": int(len(y_pred))}
         files.write_json(run_dir / runs.METRICS_FILE, metrics)
         files.write_json(run_dir / runs.STATUS_FILE, {
-            "state": state, "epoch": epochs_done, "epochs": config.epochs, "batch": steps, "batches": steps,
-            "elapsed_s": time.time() - started, "eta_s": 0, "updated": now(), "pid": os.getpid(),
+            "state": state, "epoch": follow.epoch + 1, "epochs": config.epochs, "batch": follow.batch,
+            "batches": steps, "epochs_done": epochs_done, "elapsed_s": time.time() - started, "eta_s": 0,
+            "updated": now(), **runs.heartbeat(),
             "metrics": {k: metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")},
             "history": follow.history})
         return runs.Run(run_id, run_dir)
     except BaseException as e:
-        files.write_json(run_dir / runs.STATUS_FILE, status | {
-            "state": "failed", "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(),
-            "updated": now()})
+        try:
+            files.write_json(run_dir / runs.STATUS_FILE, status | {
+                "state": "failed", "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(),
+                "updated": now()})
+        except OSError:
+            pass  # not even that fits (a full disk): the status says running, and runs.judge reads it interrupted
         raise
     finally:
         restore()

@@ -24,14 +24,18 @@ def stop(message: str) -> None:
 
 
 def active_run_or_stop() -> runs.Run:
-    run = runs.active_run()
-    if run is None:
+    """The run whose model the page uses: the active one, or, when its model cannot be loaded, the shipped
+    default under a one-line warning naming the run and what is wrong."""
+    try:
+        active = runs.load_active(load=_checked_model)
+    except runs.ModelError as e:
+        stop(f"{e}. Activate a working run on the **Training** page (or with `python -m kmnist activate RUN`).")
+    if active is None:
         stop("There is no active model yet. Train one on the **Training** page (or run "
              "`python -m kmnist train`), then activate it there.")
-    if not run.has_model:
-        stop(f"The active run {run.id} has no model file ({run.state}). Activate a finished run on the "
-             "**Training** page (or with `python -m kmnist activate RUN`).")
-    return run
+    if active.problem:
+        st.warning(active.problem)
+    return active.run
 
 
 def choose_run(key: str) -> runs.Run:
@@ -50,27 +54,47 @@ def _stamp(path: Path) -> float:
     return path.stat().st_mtime
 
 
+def _stamps(run: runs.Run) -> tuple[float, float]:
+    """When the model and the class table it is checked against last changed (0 when absent)."""
+    return tuple(_stamp(p) if p.is_file() else 0.0 for p in (run.path / runs.MODEL_FILE, run.path / runs.CLASSES_FILE))
+
+
 @st.cache_resource(max_entries=3, show_spinner="Loading the model…")
-def _model(model_path: str, stamp: float):
-    path = Path(model_path).parent
-    return runs.Run(path.name, path).load_model()
+def _model(run_dir: str, stamps: tuple[float, float]) -> tuple[object | None, str]:
+    """(model, "") or (None, why it cannot be used): a broken model is cached too, so it is not retried per rerun."""
+    path = Path(run_dir)
+    try:
+        return runs.Run(path.name, path).load_model(), ""
+    except runs.RunError as e:
+        return None, str(e)
+
+
+def _checked_model(run: runs.Run):
+    """The run's model, or ModelError saying why it cannot be used."""
+    net, problem = _model(str(run.path), _stamps(run))
+    if problem:
+        raise runs.ModelError(problem)
+    return net
 
 
 @st.cache_resource(max_entries=3, show_spinner="Preparing the model…")
-def _predictor(model_path: str, stamp: float) -> Predictor:
-    return Predictor(_model(model_path, stamp))
+def _predictor(run_dir: str, stamps: tuple[float, float]) -> Predictor:
+    path = Path(run_dir)
+    return Predictor(_checked_model(runs.Run(path.name, path)))
 
 
 def model(run: runs.Run):
-    """The run's Keras model, loaded once per model file."""
-    path = run.path / runs.MODEL_FILE
-    return _model(str(path), _stamp(path))
+    """The run's Keras model, loaded and checked once per model file; a broken one ends the page with why."""
+    try:
+        return _checked_model(run)
+    except runs.ModelError as e:
+        st.warning(str(e))
+        st.stop()
 
 
 def predictor(run: runs.Run) -> Predictor:
     """The fast single-image predictor of the run's model, traced once per model file."""
-    path = run.path / runs.MODEL_FILE
-    return _predictor(str(path), _stamp(path))
+    return _predictor(str(run.path), _stamps(run))
 
 
 def _file(name: str, role: str) -> Path | None:

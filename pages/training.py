@@ -84,8 +84,12 @@ def finished(job: jobs.Job, allowed: bool) -> None:
         st.success(f"{run.id} is the active model: every page uses it.")
     elif st.button("Make this the active model", type="primary", disabled=not allowed, key="activate",
                    help=None if allowed else "Read-only: training is turned off here"):
-        runs.set_active(run.id)
-        st.rerun()  # the whole app, so the sidebar and every page switch to it now
+        try:
+            runs.set_active(run.id)
+        except runs.ModelError as e:  # its model does not load, or does not match its class table
+            st.error(str(e))
+        else:
+            st.rerun()  # the whole app, so the sidebar and every page switch to it now
 
 
 def job_panel(run_id: str, was_active: bool, allowed: bool) -> None:
