@@ -224,7 +224,7 @@ class Run:
         if not path.is_file():
             state = self.state
             why = f"{state} at {stopped_at(self.status)}" if state in ("interrupted", *ACTIVE_STATES) else state
-            raise ModelError(f"run {self.id!r} has no {MODEL_FILE} (its training is {why}); its folder is {self.path}")
+            raise ModelError(f"run {self.id!r} has no {MODEL_FILE} (its training is {why})")
         try:
             with zipfile.ZipFile(path) as z:
                 broken = z.testzip()  # reads every member: a cut-off file fails here, not deep inside Keras

@@ -352,3 +352,22 @@ def test_bad_run_ids_are_refused_before_any_path_is_built(bad, runs_dir, capsys,
         line = one_line_error(err)
         assert code == 2 and "invalid run id" in line, (argv, line)
     assert not runs_dir.exists() or [p.name for p in runs_dir.iterdir()] in ([], ["ACTIVE"]), "no folder made"
+
+
+def test_the_draw_page_with_a_broken_active_model_says_so_and_answers_with_the_default(runs_dir, tmp_path,
+                                                                                         monkeypatch):
+    from streamlit.testing.v1 import AppTest
+    monkeypatch.setenv("KMNIST_DATA_DIR", str(tmp_path))  # no data: the page needs only the model
+    run = copy_run("broken")
+    runs.set_active("broken")
+    truncate(run.path / runs.MODEL_FILE)
+    drawing = np.zeros((200, 200), np.uint8)
+    drawing[40:160, 90:110] = 255
+    at = AppTest.from_file(str(files.ROOT / "app.py"), default_timeout=90)
+    at.session_state["draw_injected_image"] = drawing
+    at.run()
+    assert not at.exception, "no traceback reaches the browser"
+    warnings = [w.value for w in at.warning]
+    assert len(warnings) == 1 and "'broken'" in warnings[0] and "truncated" in warnings[0], warnings
+    assert "\n" not in warnings[0] and str(files.ROOT) not in warnings[0].split("(")[0]
+    assert at.metric[0].value in [c.char for c in runs.shipped_default().classes], "answered by the default"
