@@ -13,11 +13,11 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kmnist import KmnistError, datasets, files, runs
-from kmnist.config import preset
+from kmnist.config import TrainConfig
 
 ACTIVE_STATES = runs.ACTIVE_STATES
 NICENESS = 10  # training runs below the app's priority, so pages stay responsive meanwhile
@@ -26,16 +26,6 @@ LOG_TAIL = 2000  # characters of the log quoted when a job died without a status
 
 class JobError(KmnistError, RuntimeError):
     """A job cannot be started or found; the message says why."""
-
-
-@dataclass
-class JobRequest:
-    dataset: str  # dataset to train on (must have train and test images and labels)
-    arch: str = "seed"  # architecture name in kmnist.models.ARCHITECTURES
-    epochs: int = 12  # passes over the training split
-    batch_size: int = 128  # images per gradient step
-    seed: int = 0  # seeds the split, the weights and the augmentation
-    limit: int = 0  # use only the first N training images, 0 = all
 
 
 @dataclass
@@ -102,6 +92,8 @@ def _records() -> dict[str, dict]:
     found = {}
     if jobs_dir().is_dir():
         for p in jobs_dir().glob("*.json"):
+            if p.name.endswith(".config.json"):
+                continue  # a job's training config, beside its record
             record = files.read_json(p)
             if isinstance(record, dict) and record.get("run_id"):
                 found[record["run_id"]] = record
@@ -152,8 +144,8 @@ def _lock():
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _new_run_id(request: JobRequest) -> str:
-    base = runs.new_run_id(preset(request.arch).replace(arch=request.arch, dataset=request.dataset))
+def _new_run_id(config: TrainConfig) -> str:
+    base = runs.new_run_id(config)
     run_id, n = base, 1
     while (runs.runs_dir() / run_id).exists() or (jobs_dir() / f"{run_id}.json").exists():
         n += 1
@@ -161,39 +153,37 @@ def _new_run_id(request: JobRequest) -> str:
     return run_id
 
 
-def command(request: JobRequest, run_id: str, data_root: Path | None = None) -> list[str]:
-    """The command line a job runs."""
-    argv = [sys.executable, "-m", "kmnist", "train", "--dataset", request.dataset, "--arch", request.arch,
-            "--epochs", str(request.epochs), "--batch-size", str(request.batch_size), "--seed", str(request.seed),
+def config_path(run_id: str) -> Path:
+    """Where a job's training config waits for its process to read it."""
+    return jobs_dir() / f"{run_id}.config.json"
+
+
+def command(run_id: str, data_root: Path | None = None) -> list[str]:
+    """The command line a job runs: the CLI's train, reading the job's config file."""
+    argv = [sys.executable, "-m", "kmnist", "train", "--config", str(config_path(run_id).resolve()),
             "--run-id", run_id, "--data-dir", str(datasets.data_dir(data_root).resolve()), "--json"]
-    if request.limit:
-        argv += ["--limit", str(request.limit)]
     nice = shutil.which("nice")
     return [nice, "-n", str(NICENESS), *argv] if nice else argv  # nice execs, so the pid stays the trainer's
 
 
-def start(request: JobRequest, data_root: Path | None = None) -> str:
-    """Start a training in the background and return its run id; refuses while another one runs."""
-    from kmnist.models import ARCHITECTURES
+def start(config: TrainConfig, data_root: Path | None = None) -> str:
+    """Start a training as `config` says, in the background; return its run id. Refuses while another runs."""
     if not training_allowed():
         raise JobError("Training is turned off here (KMNIST_ALLOW_TRAINING=0): this app is read-only.")
-    if request.arch not in ARCHITECTURES:
-        raise JobError(f"unknown architecture {request.arch!r}; choose one of {', '.join(ARCHITECTURES)}")
-    status = datasets.status(request.dataset, data_root)
+    status = datasets.status(config.dataset, data_root)
     if not status.trainable:
         raise JobError(datasets.missing_message(status, status.missing))
-    if request.epochs < 1 or request.batch_size < 1:
-        raise JobError("epochs and batch size must be at least 1")
     with _lock():
         busy = running()
         if busy:
             raise JobError(f"Training run {busy.run_id!r} is still {busy.state}: one training at a time, "
                            "because a second one would halve the speed of both. Wait for it or cancel it.")
-        run_id = _new_run_id(request)
+        run_id = _new_run_id(config)
+        files.write_json(config_path(run_id), config.to_json())
         log = jobs_dir() / f"{run_id}.log"
         env = os.environ | {"KMNIST_RUNS_DIR": str(runs.runs_dir().resolve()), "TF_CPP_MIN_LOG_LEVEL": "2",
                             "PYTHONUNBUFFERED": "1"}
-        argv = command(request, run_id, data_root)
+        argv = command(run_id, data_root)
         with open(log, "wb") as out:
             # Its own session: the training outlives a page rerun, and a Ctrl-C in the app's terminal.
             proc = subprocess.Popen(argv, cwd=files.ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
@@ -201,7 +191,7 @@ def start(request: JobRequest, data_root: Path | None = None) -> str:
         stat = runs.proc_stat(proc.pid)
         files.write_json(jobs_dir() / f"{run_id}.json", {
             "run_id": run_id, "pid": proc.pid, "proc_start": stat[1] if stat else None, "started": time.time(),
-            "log": str(log), "argv": argv, "request": asdict(request)})
+            "log": str(log), "argv": argv})
     return run_id
 
 
@@ -224,45 +214,3 @@ def cancel(run_id: str) -> Job:
 
 def read_log(job: Job) -> str:
     return _log_tail(job.log)
-
-
-def describe(job: Job) -> str:
-    """One line: where the job stands."""
-    s = job.status
-    if job.state == "running":
-        eta = s.get("eta_s")
-        return (f"epoch {s.get('epoch', 0)}/{s.get('epochs', '?')} · batch {s.get('batch', 0)}/{s.get('batches', '?')}"
-                + (f" · about {format_seconds(eta)} left" if eta is not None else ""))
-    if job.state == "starting":
-        return "starting: loading TensorFlow and the data"
-    return job.state
-
-
-def format_seconds(seconds: float) -> str:
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-
-
-def progress_fraction(job: Job) -> float:
-    """Share of the training done, 0..1, from epoch and batch."""
-    s = job.status
-    if job.state == "completed":
-        return 1.0
-    epochs, batches = s.get("epochs") or 0, s.get("batches") or 0
-    if not epochs or not batches:
-        return 0.0
-    done = (max(s.get("epoch", 1) - 1, 0) * batches + s.get("batch", 0)) / (epochs * batches)
-    return min(max(done, 0.0), 1.0)
-
-
-def live_point(job: Job) -> tuple[float, dict[str, float]] | None:
-    """The running epoch's metrics so far and where they sit on an epoch axis (epoch e ends at x = e)."""
-    s = job.status
-    metrics = {k: v for k, v in (s.get("metrics") or {}).items() if k in ("loss", "accuracy")}
-    if job.state != "running" or not s.get("batches") or not metrics:
-        return None
-    return max(s.get("epoch", 1) - 1, 0) + s.get("batch", 0) / s["batches"], metrics
