@@ -180,15 +180,19 @@ def _read_npz(path: Path) -> np.ndarray:
         raise BadDataError(f"{path} {kind}; save arrays with numpy.savez or numpy.savez_compressed")
     try:
         with np.load(path, allow_pickle=False) as z:
-            if "arr_0" not in z.files:
-                raise BadDataError(f"{path} holds no array 'arr_0' (it holds: {', '.join(z.files) or 'nothing'}); "
-                                   "save the array unnamed, as numpy.savez(file, array)")
-            return z["arr_0"]
+            names = z.files
+            if "arr_0" in names:
+                return z["arr_0"]
     except (zipfile.BadZipFile, EOFError, OSError, zipfile.LargeZipFile) as e:
         raise BadDataError(f"{path} is a corrupt or truncated .npz archive ({e})") from None
-    except ValueError:  # numpy refuses object (pickled) arrays with allow_pickle=False; its hint is unsafe advice
+    except ValueError as e:
+        if "allow_pickle" not in str(e):  # a damaged array header or size
+            raise BadDataError(f"{path} holds a damaged array ({e})") from None
+        # Object arrays, refused as they must be; numpy's hint to allow pickles is unsafe advice, so not quoted.
         raise BadDataError(f"{path} holds Python objects, which could only be read by unpickling, and kmnist "
                            "never does that; store plain uint8 arrays") from None
+    raise BadDataError(f"{path} holds no array 'arr_0' (it holds: {', '.join(names) or 'nothing'}); "
+                       "save the array unnamed, as numpy.savez(file, array)")
 
 
 def _read_array(path: Path) -> np.ndarray:
