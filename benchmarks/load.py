@@ -33,6 +33,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 CANVAS = "[data-testid=stBidiComponentIsolated] canvas.upper-canvas"  # the drawing layer (tests/test_browser.py)
 CANVAS_PX = 300  # pages/draw.py CANVAS_PX
+SERVER_MODE = "Server"  # pages/draw.py SERVER: the Draw page's server-side recognition
 SEEN = "What the model sees"  # caption of the framed 28x28 input, shown with every answer
 MARK_BEGIN, MARK_END = "<!-- load:begin -->", "<!-- load:end -->"
 
@@ -109,6 +110,10 @@ async def open_draw(context, url: str):
     page.set_default_timeout(120_000)
     await loopback_only(page, url)
     await page.goto(url)
+    server_mode = page.get_by_text(SERVER_MODE, exact=True)
+    await page.get_by_text("Recognise").first.wait_for()
+    if await server_mode.count():  # the load under test is the server's: every pen-up reruns the page there
+        await server_mode.click()
     await page.locator(CANVAS).wait_for(state="visible")
     await page.get_by_text("Draw a character on the canvas").wait_for()
     return page

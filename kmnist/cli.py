@@ -187,6 +187,21 @@ def _run_row(run: runs.Run, active: str | None) -> dict:
             "accuracy": m.get("accuracy"), "balanced_accuracy": m.get("balanced_accuracy"), "problem": problem}
 
 
+def cmd_export(args) -> int:
+    from kmnist.export import ExportMismatchError, export_run
+    try:
+        info = export_run(_run_or_active(args.run))
+    except (FileNotFoundError, ExportMismatchError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        _print_json(info)
+    else:
+        print(f"{info['file']}: {info['bytes'] / 1e6:.1f} MB in {info['seconds']:.1f} s, max difference from "
+              f"Keras {info['max_abs_diff']:.2g} on {info['check_images']} images")
+    return 0
+
+
 def cmd_runs(args) -> int:
     active = runs.active_run_id()
     rows = [_run_row(r, active) for r in runs.list_runs()]
@@ -314,6 +329,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--markdown", default="BENCHMARKS.md",
                    help="markdown file whose bench section is rewritten; '' for none (default: %(default)s)")
     data_dir(s), json_flag(s)
+    s = add("export", cmd_export, "export a run's model to model.onnx (checked against Keras) for the browser")
+    s.add_argument("--run", help="run id (default: the active model)")
+    json_flag(s)
     s = add("runs", cmd_runs, "list training runs (* marks the active model)")
     json_flag(s)
     s = add("activate", cmd_activate, "make a run the active model")

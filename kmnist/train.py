@@ -16,6 +16,7 @@ from kmnist import classes as cls, files
 from kmnist import datasets, runs
 from kmnist.config import TrainConfig
 from kmnist.evaluate import VALIDATION_KEYS, report, validation_scores
+from kmnist.export import export_or_record
 from kmnist.preprocess import measure_framing, to_input
 
 STATUS_EVERY = 0.5  # seconds between status rewrites during an epoch
@@ -227,6 +228,7 @@ def save(run_dir: Path, model, data: Prepared, history: dict) -> None:
     inference.set_weights(model.get_weights())
     with files.atomic_path(run_dir / runs.MODEL_FILE, suffix=".keras") as tmp:  # Keras wants the .keras suffix
         inference.save(tmp)
+    export_or_record(inference, run_dir)  # model.onnx for the browser; a failure is recorded, not raised
     files.write_json(run_dir / runs.HISTORY_FILE, history)
 
 

@@ -14,7 +14,8 @@ import streamlit as st
 
 from kmnist import datasets, figures, runs
 from kmnist.classes import ClassInfo
-from kmnist.predict import Predictor
+from kmnist.export import onnx_path
+from kmnist.predict import OnnxPredictor, Predictor
 
 
 def stop(message: str) -> None:
@@ -78,9 +79,11 @@ def _checked_model(run: runs.Run):
 
 
 @st.cache_resource(max_entries=3, show_spinner="Preparing the model…")
-def _predictor(run_dir: str, stamps: tuple[float, float]) -> Predictor:
+def _predictor(run_dir: str, stamps: tuple[float, float], onnx_stamp: float) -> Predictor | OnnxPredictor:
     path = Path(run_dir)
-    return Predictor(_checked_model(runs.Run(path.name, path)))
+    run = runs.Run(path.name, path)
+    onnx = onnx_path(run)
+    return OnnxPredictor(str(onnx)) if onnx else Predictor(_checked_model(run))
 
 
 def model(run: runs.Run):
@@ -92,9 +95,10 @@ def model(run: runs.Run):
         st.stop()
 
 
-def predictor(run: runs.Run) -> Predictor:
-    """The fast single-image predictor of the run's model, traced once per model file."""
-    return _predictor(str(run.path), _stamps(run))
+def predictor(run: runs.Run) -> Predictor | OnnxPredictor:
+    """The fast single-image predictor of the run's model: its ONNX export when it has one, else Keras."""
+    onnx = onnx_path(run)
+    return _predictor(str(run.path), _stamps(run), _stamp(onnx) if onnx else 0.0)
 
 
 def _file(name: str, role: str) -> Path | None:
