@@ -225,8 +225,9 @@ class Run:
         path = self.path / MODEL_FILE
         if not path.is_file():
             state = self.state
-            why = f"{state} at {stopped_at(self.status)}" if state in ("interrupted", *ACTIVE_STATES) else state
-            raise ModelError(f"run {self.id!r} has no {MODEL_FILE} (its training is {why})")
+            why = (f"its training is {state} at {stopped_at(self.status)}" if state in ("interrupted", *ACTIVE_STATES)
+                   else "it has no training status" if state == "unknown" else f"its training is {state}")
+            raise ModelError(f"run {self.id!r} has no {MODEL_FILE} ({why})")
         try:
             with zipfile.ZipFile(path) as z:
                 broken = z.testzip()  # reads every member: a cut-off file fails here, not deep inside Keras
