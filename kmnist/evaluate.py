@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from kmnist import KmnistError
 from kmnist.classes import ClassInfo
 
 if TYPE_CHECKING:
@@ -165,7 +166,7 @@ def f1_table(reports: Iterable[tuple[str, Report]], chars: Sequence[str]) -> pd.
 
 # A run scored on another dataset: class tables matched by character, or refused.
 
-class ClassTableError(ValueError):
+class ClassTableError(KmnistError, ValueError):
     """A run and a dataset whose class tables do not map onto each other; the message names both."""
 
 
@@ -197,7 +198,7 @@ def labels_for_run(labels: np.ndarray, data_classes: Sequence[ClassInfo], run_cl
     """
     labels = np.asarray(labels)
     if len(labels) and labels.max() >= len(data_classes):
-        raise ValueError(f"{data_name} has labels up to {labels.max()}, but its class table has "
+        raise ClassTableError(f"{data_name} has labels up to {labels.max()}, but its class table has "
                          f"{len(data_classes)} classes")
     if [c.char for c in data_classes] == [c.char for c in run_classes]:
         return labels, np.ones(len(labels), bool)

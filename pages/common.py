@@ -14,7 +14,7 @@ import streamlit as st
 
 from kmnist import datasets, figures, jobs, runs
 from kmnist.classes import ClassInfo
-from kmnist.export import ONNX_FILE, onnx_path
+from kmnist.export import onnx_path
 from kmnist.predict import OnnxPredictor, Predictor
 
 
@@ -43,26 +43,23 @@ def stop(message: str) -> None:
 
 
 def active_run_or_stop() -> runs.Run:
-    run = runs.active_run()
-    if run is None:
+    """The run whose model the page uses: the active one, or, when its model cannot be loaded, the shipped
+    default under a one-line warning naming the run and what is wrong."""
+    try:
+        active = runs.load_active(load=_checked_model)
+    except runs.ModelError as e:
+        stop(f"{e}. Activate a working run on the **Training** page (or with `python -m kmnist activate RUN`).")
+    if active is None:
         stop("There is no active model yet. Train one on the **Training** page (or run "
              "`python -m kmnist train`), then activate it there.")
-    if not run.has_model:
-        stop(f"The active run {run.id} has no model file ({run.state}). Activate a finished run on the "
-             "**Training** page (or with `python -m kmnist activate RUN`).")
-    return run
+    if active.problem:
+        st.warning(active.problem)
+    return active.run
 
 
 def progress(run: runs.Run) -> str:
-    """How far a run's training got, from its status.json: "12 of 12 epochs", or "epoch 1 of 3, batch 10 of 43"
-    for one stopped inside an epoch."""
-    s = run.status
-    epoch, epochs, batch, batches = (s.get(k) for k in ("epoch", "epochs", "batch", "batches"))
-    if not epochs:
-        return ""
-    if batch and batches and batch < batches:
-        return f"epoch {epoch or 1} of {epochs}, batch {batch} of {batches}"
-    return f"{epoch or 0} of {epochs} epochs"
+    """How far a run's training got, e.g. "epoch 1 of 3, batch 10 of 43"; "" before it has started."""
+    return runs.stopped_at(run.status) if run.status.get("epochs") else ""
 
 
 def scores(run: runs.Run) -> tuple[str, dict[str, float]]:
@@ -96,14 +93,6 @@ def choose_run(key: str) -> runs.Run:
     pick = st.selectbox("Run", ids, index=ids.index(active) if active in ids else 0, key=key,
                         format_func=lambda i: run_label(found[i], active))
     return found[pick]
-
-
-def shipped_default() -> runs.Run | None:
-    """The default model shipped with the project, None if the checkout lacks it."""
-    try:
-        return runs.get_run(runs.DEFAULT_POINTER.read_text(encoding="utf-8").strip())
-    except (OSError, ValueError, LookupError):
-        return None
 
 
 def lower_score(candidate: runs.Run, active: runs.Run) -> str | None:
@@ -158,29 +147,50 @@ def _stamp(path: Path) -> float:
     return path.stat().st_mtime
 
 
+def _stamps(run: runs.Run) -> tuple[float, float]:
+    """When the model and the class table it is checked against last changed (0 when absent)."""
+    return tuple(_stamp(p) if p.is_file() else 0.0 for p in (run.path / runs.MODEL_FILE, run.path / runs.CLASSES_FILE))
+
+
 @st.cache_resource(max_entries=3, show_spinner="Loading the model…")
-def _model(model_path: str, stamp: float):
-    path = Path(model_path).parent
-    return runs.Run(path.name, path).load_model()
+def _model(run_dir: str, stamps: tuple[float, float]) -> tuple[object | None, str]:
+    """(model, "") or (None, why it cannot be used): a broken model is cached too, so it is not retried per rerun."""
+    path = Path(run_dir)
+    try:
+        return runs.Run(path.name, path).load_model(), ""
+    except runs.RunError as e:
+        return None, str(e)
+
+
+def _checked_model(run: runs.Run):
+    """The run's model, or ModelError saying why it cannot be used."""
+    net, problem = _model(str(run.path), _stamps(run))
+    if problem:
+        raise runs.ModelError(problem)
+    return net
 
 
 @st.cache_resource(max_entries=3, show_spinner="Preparing the model…")
-def _predictor(model_path: str, stamp: float) -> Predictor | OnnxPredictor:
-    if model_path.endswith(ONNX_FILE):
-        return OnnxPredictor(model_path)
-    return Predictor(_model(model_path, stamp))
+def _predictor(run_dir: str, stamps: tuple[float, float], onnx_stamp: float) -> Predictor | OnnxPredictor:
+    path = Path(run_dir)
+    run = runs.Run(path.name, path)
+    onnx = onnx_path(run)
+    return OnnxPredictor(str(onnx)) if onnx else Predictor(_checked_model(run))
 
 
 def model(run: runs.Run):
-    """The run's Keras model, loaded once per model file."""
-    path = run.path / runs.MODEL_FILE
-    return _model(str(path), _stamp(path))
+    """The run's Keras model, loaded and checked once per model file; a broken one ends the page with why."""
+    try:
+        return _checked_model(run)
+    except runs.ModelError as e:
+        st.warning(str(e))
+        st.stop()
 
 
 def predictor(run: runs.Run) -> Predictor | OnnxPredictor:
     """The fast single-image predictor of the run's model: its ONNX export when it has one, else Keras."""
-    path = onnx_path(run) or run.path / runs.MODEL_FILE
-    return _predictor(str(path), _stamp(path))
+    onnx = onnx_path(run)
+    return _predictor(str(run.path), _stamps(run), _stamp(onnx) if onnx else 0.0)
 
 
 def _file(name: str, role: str) -> Path | None:

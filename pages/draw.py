@@ -71,7 +71,9 @@ else:
         try:
             seen = prepare(image, run.framing)
         except EmptyImageError:
-            common.stop(hint)
+            common.stop(hint if upload is None or injected is not None
+                        else f"The uploaded file {upload.name} holds no ink: nothing to recognise. Upload a picture "
+                             "of one character, or remove the file and draw on the canvas.")
         except BadImageError as e:
             st.error(f"Cannot use that file: {e}. Upload a PNG or JPEG picture of one character.")
             st.stop()

@@ -161,7 +161,7 @@ def runs_section(allowed: bool) -> None:
     pick = st.selectbox("Run to use", ids, index=ids.index(active) if active in ids else 0, key="runs_pick",
                         format_func=lambda i: common.run_label(with_model[i], active))
     common.activation(with_model[pick], allowed, key="runs_activate")
-    default = common.shipped_default()
+    default = runs.shipped_default()
     if default is not None and default.id != pick:
         common.activation(default, allowed, key="runs_default",
                           label=f"Back to the shipped default ({default.id})")

@@ -264,6 +264,10 @@ def test_pages_handle_a_49_class_run_without_model_or_images(seed_run, runs_dir,
 def test_draw_when_the_active_run_has_no_model(runs_dir, no_data):
     run = fake_k49_run(runs_dir)
     (runs_dir / "ACTIVE").write_text(run.id)  # set_active refuses runs without a model; another tool may not
-    at = open_page()
-    assert f"The active run {run.id} has no model file" in texts(at.info)
-    assert not at.metric
+    drawing = np.zeros((200, 200), np.uint8)
+    drawing[40:160, 90:110] = 255
+    at = open_page(draw_injected_image=drawing)
+    default = runs.shipped_default()
+    warning = texts(at.warning)
+    assert f"run '{run.id}' has no model.keras" in warning and f"shipped default {default.id}" in warning, warning
+    assert len(at.metric) == 1, "the page still answers, with the shipped default"
