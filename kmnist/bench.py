@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kmnist import datasets, runs
+from kmnist import datasets, files
 from kmnist.config import TrainConfig, preset
 
 K49_TRAIN_IMAGES = 232_365  # size of the official K49 training set
@@ -129,7 +129,7 @@ def measure_arch(config: TrainConfig, dataset: datasets.Dataset, latency_calls: 
                                     "train_images_per_s", "params", "model_bytes", "train_images",
                                     "epochs_done")}
         recalls = [c["recall"] for c in m["per_class"]]
-    return result | {"arch": config.arch, "path": path, "config": config.to_json() | {"framing": None},
+    return result | {"arch": config.arch, "path": path, "config": config.to_json(),
                      "min_class_recall": float(min(recalls)), "latency_ms": lat,
                      "batch256_images_per_s": throughput(model), "peak_rss_mb": peak_rss_mb()}
 
@@ -371,7 +371,7 @@ def markdown(results: dict) -> str:
 def write(results: dict, json_path: Path, markdown_path: Path | None) -> None:
     """Save results.json; put the tables between the bench markers of the markdown file (or append)."""
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    runs.write_json(json_path, results)
+    files.write_json(json_path, results)
     if markdown_path is None:
         return
     block = f"{MARK_START}\n{markdown(results)}{MARK_END}"

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
 from pathlib import Path
 
-from kmnist import datasets, runs
+from kmnist import KmnistError, datasets, runs
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off the terminal
 
@@ -16,8 +17,16 @@ def _print_json(data) -> None:
     print(json.dumps(data, ensure_ascii=False, indent=1))
 
 
+class UsageError(KmnistError):
+    """Options that do not make a valid request."""
+
+
+# Failures of the machine rather than of kmnist: the user fixes them (frees space, changes permissions).
+ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO}
+
+
 def _run_or_active(run_id: str | None) -> runs.Run:
-    if run_id:
+    if run_id is not None:  # `--run ""` is a bad id, not a request for the active model
         return runs.get_run(run_id)
     run = runs.active_run()
     if run is None:
@@ -33,7 +42,7 @@ def cmd_datasets(args) -> int:
         return 0
     print(f"data dir: {datasets.data_dir(args.data_dir)}")
     for s in found:
-        state = "complete" if s.complete else ("labels only" if s.has("train-labels") else "absent")
+        state = datasets.availability(s)
         print(f"  {s.name:<12} {state:<12} {s.title}")
         for m in s.missing if s.present else []:
             print(f"      missing {m}")
@@ -59,11 +68,22 @@ def cmd_download(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from kmnist.config import preset
+    from kmnist.config import TrainConfig, preset
+    from kmnist.files import read_json
     from kmnist.train import train
-    config = preset(args.preset or args.arch or "seed").replace(
-        arch=args.arch, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-        limit=args.limit, strategy=args.strategy, class_weighting=args.class_weighting)
+    try:
+        if args.config:
+            data = read_json(Path(args.config))
+            if not isinstance(data, dict):
+                raise UsageError(f"{args.config} is missing or not a training config (a JSON object of TrainConfig fields)")
+            base = TrainConfig.from_json(data)
+        else:
+            base = preset(args.preset or args.arch or "seed")
+        config = base.replace(
+            arch=args.arch, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+            limit=args.limit, strategy=args.strategy, class_weighting=args.class_weighting)
+    except ValueError as e:  # the config checks its own fields: a bad option, not a bug
+        raise UsageError(str(e)) from None
     callbacks = [] if args.json else [_ProgressPrinter()]
     run = train(config, run_id=args.run_id, data_root=args.data_dir, callbacks=callbacks)
     m = run.metrics
@@ -94,28 +114,37 @@ class _ProgressPrinter:
 
 
 def cmd_evaluate(args) -> int:
-    from kmnist.evaluate import report
+    from kmnist.evaluate import VALIDATION_KEYS, labels_for_run, report
     from kmnist.predict import predict_proba
     run = _run_or_active(args.run)
     name = args.dataset or run.config.dataset
     images = datasets.load_images(name, "test", args.data_dir)
     labels = datasets.load_labels(name, "test", args.data_dir)
-    classes = run.classes
-    if labels.max() >= len(classes):
-        raise ValueError(f"{name} has labels up to {labels.max()}, but run {run.id} knows {len(classes)} classes")
-    y_pred = predict_proba(run.load_model(), images, tta=run.config.tta).argmax(axis=1)
-    rep = report(labels, y_pred, classes)
+    # Another class table maps by character (a KMNIST run on K49 data) or is refused, naming both tables.
+    y_true, known = labels_for_run(labels, datasets.load_classes(name, args.data_dir), run.classes,
+                                   f"run {run.id}", f"dataset {name}")
+    y_pred = predict_proba(run.load_model(), images[known], tta=run.config.tta).argmax(axis=1)
+    rep = report(y_true, y_pred, run.classes)
+    validation = {k: run.metrics.get(k) for k in VALIDATION_KEYS}  # from training: the split is the run's own
     if args.json:
-        _print_json({"run": run.id, "dataset": name, "accuracy": rep.accuracy,
-                     "balanced_accuracy": rep.balanced_accuracy, "macro_f1": rep.macro_f1,
-                     "weighted_f1": rep.weighted_f1,
+        _print_json({"run": run.id, "dataset": name, "images": int(known.sum()), "dataset_images": len(labels),
+                     "accuracy": rep.accuracy, "balanced_accuracy": rep.balanced_accuracy,
+                     "macro_precision": rep.macro_precision, "macro_recall": rep.macro_recall,
+                     "macro_f1": rep.macro_f1, "weighted_f1": rep.weighted_f1,
+                     "classes_present": rep.classes_present, **validation,
                      "per_class": [{k: getattr(c, k) for k in ("index", "char", "precision", "recall", "f1",
                                                                "support")} for c in rep.per_class]})
     else:
         print(f"run {run.id} on {name} test ({len(labels)} images)\n")
+        if not known.all():
+            print(f"scored on the {known.sum()} images of the {rep.classes_present} characters the run knows, "
+                  "matched by character\n")
         print(rep.text)
         print(f"accuracy {rep.accuracy:.4f}  balanced accuracy {rep.balanced_accuracy:.4f}  "
-              f"macro F1 {rep.macro_f1:.4f}")
+              f"macro F1 {rep.macro_f1:.4f} (over the {rep.classes_present} classes with test images)")
+        if validation["val_accuracy"] is not None:
+            print(f"validation (at the end of training): accuracy {validation['val_accuracy']:.4f}  "
+                  f"balanced accuracy {validation['val_balanced_accuracy']:.4f}  loss {validation['val_loss']:.4f}")
     return 0
 
 
@@ -145,20 +174,47 @@ def cmd_predict(args) -> int:
     return 1 if failed else 0
 
 
+def _run_row(run: runs.Run, active: str | None) -> dict:
+    status, m = run.status, run.metrics
+    try:
+        arch, dataset, problem = run.config.arch, run.config.dataset, None
+    except runs.RunError as e:  # one broken run must not hide the others
+        arch, dataset, problem = "?", "?", str(e)
+    state = runs.judge(status)
+    return {"id": run.id, "active": run.id == active, "shipped": run.shipped, "state": state,
+            "at": runs.stopped_at(status) if state in ("interrupted", *runs.ACTIVE_STATES) else None,
+            "epochs_done": m.get("epochs_done", status.get("epochs_done")), "arch": arch, "dataset": dataset,
+            "accuracy": m.get("accuracy"), "balanced_accuracy": m.get("balanced_accuracy"), "problem": problem}
+
+
+def cmd_export(args) -> int:
+    from kmnist.export import ExportMismatchError, export_run
+    try:
+        info = export_run(_run_or_active(args.run))
+    except (FileNotFoundError, ExportMismatchError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        _print_json(info)
+    else:
+        print(f"{info['file']}: {info['bytes'] / 1e6:.1f} MB in {info['seconds']:.1f} s, max difference from "
+              f"Keras {info['max_abs_diff']:.2g} on {info['check_images']} images")
+    return 0
+
+
 def cmd_runs(args) -> int:
     active = runs.active_run_id()
-    rows = [{"id": r.id, "active": r.id == active, "shipped": r.shipped, "state": r.state,
-             "arch": r.config.arch, "dataset": r.config.dataset, "accuracy": r.metrics.get("accuracy"),
-             "balanced_accuracy": r.metrics.get("balanced_accuracy")} for r in runs.list_runs()]
+    rows = [_run_row(r, active) for r in runs.list_runs()]
     if args.json:
         _print_json(rows)
         return 0
     if not rows:
         print(f"no runs yet in {runs.runs_dir()}")
     for r in rows:
-        acc = f"{r['accuracy']:.4f}" if r["accuracy"] is not None else "-"
-        print(f"{'*' if r['active'] else ' '} {r['id']:<40} {r['state']:<10} {r['arch']:<10} {r['dataset']:<10} {acc}"
-              + ("  (shipped)" if r["shipped"] else ""))
+        acc = f"{r['accuracy']:.4f}" if isinstance(r["accuracy"], (int, float)) else "-"
+        print(f"{'*' if r['active'] else ' '} {r['id']:<40} {r['state']:<11} {r['arch']:<10} {r['dataset']:<10} {acc}"
+              + ("  (shipped)" if r["shipped"] else "") + (f"  at {r['at']}" if r["at"] else "")
+              + (f"  {r['problem']}" if r["problem"] else ""))
     return 0
 
 
@@ -171,6 +227,8 @@ def cmd_activate(args) -> int:
 def cmd_embed(args) -> int:
     import time
     from kmnist import embed
+    if args.run is not None:
+        runs.validate_run_id(args.run)  # before any cache path is built from it
     names = args.dataset or [embed.kuzushiji_dataset(args.data_dir), "mnist"]
     run_id = (args.run or runs.active_run_id() or "") if args.space == "features" else ""
     started = time.time()
@@ -239,6 +297,8 @@ def parser() -> argparse.ArgumentParser:
     s = add("train", cmd_train, "train a model and write a run directory")
     s.add_argument("--arch", choices=list(ARCHITECTURES), help="architecture (default: the preset's, else seed)")
     s.add_argument("--preset", choices=list(PRESETS), help="recipe to start from (default: the --arch name)")
+    s.add_argument("--config", help="a TrainConfig JSON to start from instead of a preset, e.g. a run's "
+                   "config.json; the options below override it")
     s.add_argument("--dataset", help="dataset name (default: the preset's, kmnist6k for seed and resnet-bn)")
     s.add_argument("--epochs", type=int)
     s.add_argument("--batch-size", type=int)
@@ -271,6 +331,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--markdown", default="BENCHMARKS.md",
                    help="markdown file whose bench section is rewritten; '' for none (default: %(default)s)")
     data_dir(s), json_flag(s)
+    s = add("export", cmd_export, "export a run's model to model.onnx (checked against Keras) for the browser")
+    s.add_argument("--run", help="run id (default: the active model)")
+    json_flag(s)
     s = add("runs", cmd_runs, "list training runs (* marks the active model)")
     json_flag(s)
     s = add("activate", cmd_activate, "make a run the active model")
@@ -297,8 +360,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (datasets.DataMissingError, runs.RunNotFoundError, FileExistsError, ValueError) as e:
+    except KmnistError as e:  # only the package's own errors are one line: a bug keeps its traceback
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if e.errno not in ENVIRONMENT_ERRNOS:
+            raise
+        print(f"error: {e.strerror}" + (f": {e.filename}" if e.filename else ""), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

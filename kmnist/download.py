@@ -3,19 +3,20 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import os
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+
+from kmnist import KmnistError
+from kmnist.files import atomic_open
 
 # progress(file_name, bytes_done, bytes_total or None)
 Progress = Callable[[str, int, "int | None"], None]
 CHUNK = 1 << 16
 
 
-class DownloadError(RuntimeError):
+class DownloadError(KmnistError, RuntimeError):
     """A download failed; the message says which file and why."""
 
 
@@ -39,42 +40,36 @@ def fetch(url: str, dest: Path, md5: str, progress: Progress | None = None, time
     """Download `url` to `dest`, verify its MD5, and only then give it the final name."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
     digest = hashlib.md5()
-    try:
-        with os.fdopen(fd, "wb") as out:
-            try:
-                response = urllib.request.urlopen(url, timeout=timeout)
-            except urllib.error.HTTPError as e:
-                raise DownloadError(f"{dest.name}: the server answered {e.code} {e.reason} for {url}") from e
-            except (urllib.error.URLError, OSError) as e:
-                reason = getattr(e, "reason", e)
-                raise UnreachableError(f"{dest.name}: cannot reach {url} ({reason})") from e
-            with response:
-                total = response.headers.get("Content-Length")
-                total = int(total) if total else None
-                done = 0
+    with atomic_open(dest, "wb", suffix=".part") as out:
+        try:
+            response = urllib.request.urlopen(url, timeout=timeout)
+        except urllib.error.HTTPError as e:
+            raise DownloadError(f"{dest.name}: the server answered {e.code} {e.reason} for {url}") from e
+        except (urllib.error.URLError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            raise UnreachableError(f"{dest.name}: cannot reach {url} ({reason})") from e
+        with response:
+            total = response.headers.get("Content-Length")
+            total = int(total) if total else None
+            done = 0
+            if progress:
+                progress(dest.name, 0, total)
+            while True:
+                try:
+                    block = response.read(CHUNK)
+                except (OSError, ValueError, http.client.HTTPException) as e:
+                    raise DownloadError(f"{dest.name}: connection lost after {done} bytes ({e})") from e
+                if not block:
+                    break
+                out.write(block)
+                digest.update(block)
+                done += len(block)
                 if progress:
-                    progress(dest.name, 0, total)
-                while True:
-                    try:
-                        block = response.read(CHUNK)
-                    except (OSError, ValueError, http.client.HTTPException) as e:
-                        raise DownloadError(f"{dest.name}: connection lost after {done} bytes ({e})") from e
-                    if not block:
-                        break
-                    out.write(block)
-                    digest.update(block)
-                    done += len(block)
-                    if progress:
-                        progress(dest.name, done, total)
+                    progress(dest.name, done, total)
         if total is not None and done != total:
             raise DownloadError(f"{dest.name}: connection lost after {done} of {total} bytes")
         got = digest.hexdigest()
         if got != md5:
             raise ChecksumError(f"{dest.name}: checksum mismatch, expected MD5 {md5} but got {got}")
-        os.replace(tmp, dest)
-        return dest
-    finally:
-        tmp.unlink(missing_ok=True)
+    return dest

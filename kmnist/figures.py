@@ -1,15 +1,20 @@
-"""Plotly figures for the pages: class counts, top-5 guesses, the clickable confusion matrix, training
-curves and per-class F1 across runs. Pure functions of data, so they are tested without a browser."""
+"""What the pages show, as data: plotly figures (class counts, top-5 guesses, the clickable confusion matrix,
+training curves, per-class F1 across runs, UMAP maps) and image grids. Pure functions of data, so they are
+tested without a browser."""
 from __future__ import annotations
+
+import zlib
 
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.colors import qualitative, sample_colorscale
 from plotly.subplots import make_subplots
 
 from kmnist.classes import ClassInfo
+from kmnist.embed import Embedding
 from kmnist.predict import Guess
 
 CONFUSION_PX = 640  # height of the confusion-matrix figure; markers are sized to fill its cells
@@ -41,8 +46,17 @@ def top_guesses(guesses: Sequence[Guess]) -> go.Figure:
     return fig
 
 
-def confusion(cm: np.ndarray, classes: Sequence[ClassInfo], normalise: bool = False) -> go.Figure:
+def share_text(v: float) -> str:
+    """A row share as a cell label: one decimal under 10%, so a cell of a few images never reads "0%"."""
+    return f"{v:.1%}" if v < 0.1 else f"{v:.0%}"
+
+
+def confusion(cm: np.ndarray, classes: Sequence[ClassInfo], normalise: bool = False,
+              chosen: tuple[int, int] | None = None) -> go.Figure:
     """The confusion matrix as a scatter of square markers, one per cell, so a click selects a cell.
+
+    `chosen` (true, predicted) is outlined; after a click Plotly would fade every other cell, so selection
+    keeps them all fully drawn.
 
     Rows are true classes (top to bottom), columns predicted classes. Each point's customdata is
     [true, predicted, count, row share, true char, predicted char]; `cell_from_selection` reads it back.
@@ -70,11 +84,17 @@ def confusion(cm: np.ndarray, classes: Sequence[ClassInfo], normalise: bool = Fa
             marker=dict(symbol="square", size=cell_px * 0.92, color=shown, colorscale=scale,
                         cmin=0, cmax=top,
                         line=dict(width=0.5, color="#bbbbbb")),
-            text=[(f"{v:.0%}" if normalise else f"{v:d}") if v else "" for v in shown],
+            text=[(share_text(v) if normalise else f"{v:d}") if v else "" for v in shown],
             textfont=dict(size=11, color=["white" if v > 0.55 * top else "#333333" for v in shown]),  # legible
             customdata=[c for c, m in zip(custom, mask) if m],
+            selected=dict(marker=dict(opacity=1)), unselected=dict(marker=dict(opacity=1)),
             hovertemplate=("true %{customdata[4]} → predicted %{customdata[5]}<br>"
                            "count %{customdata[2]} (%{customdata[3]:.1%} of true %{customdata[4]})<extra></extra>")))
+    if chosen is not None:
+        fig.add_trace(go.Scatter(x=[chosen[1]], y=[chosen[0]], mode="markers", hoverinfo="skip",
+                                 customdata=[custom[chosen[0] * n + chosen[1]]],
+                                 marker=dict(symbol="square-open", size=cell_px * 0.98, color="#111111",
+                                             line=dict(width=3))))
     ticks = dict(tickmode="array", tickvals=list(range(n)), ticktext=chars, tickfont=dict(size=14 if n <= 12 else 10),
                  showgrid=False, zeroline=False)
     fig.update_layout(height=CONFUSION_PX, width=CONFUSION_PX, margin=dict(l=60, r=10, t=30, b=60),
@@ -117,9 +137,15 @@ def history(hist: Mapping[str, Sequence[float]]) -> go.Figure:
     return fig
 
 
+def run_colour(run_id: str) -> str:
+    """A colour that stays with a run however many runs there are: picked by a stable hash of its id."""
+    return qualitative.Dark24[zlib.crc32(run_id.encode()) % len(qualitative.Dark24)]
+
+
 def f1_across_runs(table: pd.DataFrame, threshold: float | None = None) -> go.Figure:
     """Grouped bars of F1 per class (columns) for each run (rows), with the weak-class line."""
     fig = go.Figure([go.Bar(name=str(run_id), x=list(table.columns), y=row.to_numpy(),
+                            marker_color=run_colour(str(run_id)),
                             hovertemplate=f"{run_id}<br>%{{x}}: F1 %{{y:.3f}}<extra></extra>")
                      for run_id, row in table.iterrows()])
     if threshold is not None:
@@ -130,3 +156,106 @@ def f1_across_runs(table: pd.DataFrame, threshold: float | None = None) -> go.Fi
                       xaxis=dict(type="category", tickfont=dict(size=16), range=[-pad, len(table.columns) - 1 + pad]),
                       legend=dict(orientation="h", y=-0.2), showlegend=True)
     return fig
+
+
+# Example images: which images to show per class, and how to lay them out crisply.
+
+def samples(labels: np.ndarray, label: int, k: int, seed: int = 0) -> np.ndarray:
+    """Up to k positions of images with this label, a seeded random pick in dataset order."""
+    idx = np.flatnonzero(np.asarray(labels) == label)
+    if len(idx) <= k:
+        return idx
+    return np.sort(np.random.default_rng(seed + label).choice(idx, size=k, replace=False))
+
+
+def samples_per_class(labels: np.ndarray, num_classes: int, k: int, seed: int = 0) -> list[np.ndarray]:
+    """`samples` for every class in label order (empty arrays for classes without images)."""
+    return [samples(labels, c, k, seed) for c in range(num_classes)]
+
+
+def enlarge(image: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest-neighbour upscaling, so browsers show sharp pixels instead of a blur."""
+    return np.kron(np.asarray(image), np.ones((factor, factor), dtype=np.asarray(image).dtype))
+
+
+def tile(images: np.ndarray, cols: int, factor: int = 2, gap: int = 2, fill: int = 64) -> np.ndarray:
+    """One uint8 picture of images (N, H, W) in a grid of `cols` columns, enlarged, with grey gaps.
+
+    One picture per grid keeps a page to a single image element however many samples it shows.
+    """
+    images = np.asarray(images, dtype=np.uint8)
+    if images.ndim != 3 or len(images) == 0:
+        raise ValueError("tile needs a non-empty stack of images (N, H, W)")
+    n, h, w = images.shape
+    cols = max(1, min(cols, n))
+    rows = -(-n // cols)
+    cell_h, cell_w = h * factor, w * factor
+    out = np.full((rows * cell_h + (rows - 1) * gap, cols * cell_w + (cols - 1) * gap), fill, np.uint8)
+    for i, img in enumerate(images):
+        r, c = divmod(i, cols)
+        top, left = r * (cell_h + gap), c * (cell_w + gap)
+        out[top: top + cell_h, left: left + cell_w] = enlarge(img, factor)
+    return out
+
+
+# UMAP maps: one trace per class, hover shows the character; reading a selection.
+
+UNLABELLED = "#7f7f7f"  # every point's colour when the labels are not here
+
+
+def palette(n: int) -> list[str]:
+    """Distinct colours: a qualitative set for up to 10 classes, samples of a rainbow for more (K49)."""
+    if n <= len(qualitative.D3):
+        return qualitative.D3[:n]
+    return sample_colorscale("Turbo", [i / (n - 1) for i in range(n)])
+
+
+def origins(emb: Embedding) -> np.ndarray:
+    """Where each point comes from, e.g. "train #123", for hover text."""
+    which, pos = emb.split_of()
+    names = np.array(emb.splits, dtype=object)[which]
+    return np.array([f"{s} #{p}" for s, p in zip(names, pos)], dtype=object)
+
+
+def map_figure(emb: Embedding, labels: np.ndarray | None, classes: Sequence[ClassInfo] | None,
+               marks: Mapping[str, np.ndarray] | None = None, height: int = 560) -> go.Figure:
+    """Points coloured by class (grey when labels is None); `marks` adds named stars, e.g. the last drawing.
+
+    Every map point carries its position in the map as customdata, so a selection names the points.
+    """
+    fig = go.Figure()
+    where = origins(emb)
+    if labels is None or classes is None:
+        groups = [(np.arange(len(emb.coords)), "images", UNLABELLED, "%{text}<extra></extra>")]
+    else:
+        colours = palette(len(classes))
+        groups = [(np.flatnonzero(labels == c.index), f"{c.char} {c.romaji}".strip(), colours[c.index],
+                   f"<b style='font-size:22px'>{c.char}</b> {c.romaji} · class {c.index}<br>%{{text}}<extra></extra>")
+                  for c in classes]
+    for members, name, colour, hover in groups:
+        if len(members):
+            fig.add_trace(go.Scattergl(
+                x=emb.coords[members, 0], y=emb.coords[members, 1], mode="markers", name=name,
+                marker=dict(size=3, color=colour, opacity=0.7), customdata=members, text=where[members],
+                hovertemplate=hover))
+    for name, xy in (marks or {}).items():
+        fig.add_trace(go.Scatter(
+            x=[xy[0]], y=[xy[1]], mode="markers", name=name, hovertemplate=f"{name}<extra></extra>",
+            marker=dict(symbol="star", size=20, color="black", line=dict(color="white", width=2))))
+    # UMAP axes carry no units, so the map fills the box instead of keeping an aspect ratio.
+    fig.update_layout(height=height, margin=dict(l=0, r=0, t=30, b=0), dragmode="lasso",
+                      legend=dict(itemsizing="constant", font=dict(size=15), orientation="h", y=-0.02,
+                                  yanchor="top"),
+                      xaxis=dict(visible=False), yaxis=dict(visible=False))
+    return fig
+
+
+def selected_points(selection: Mapping | None) -> np.ndarray:
+    """Map positions of the selected points (stars and other marks are left out), in selection order."""
+    found = []
+    for point in (selection or {}).get("points") or []:
+        custom = point.get("customdata")
+        if custom is None or custom == []:
+            continue
+        found.append(int(np.ravel(custom)[0]))
+    return np.array(list(dict.fromkeys(found)), dtype=np.int64)

@@ -13,29 +13,19 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from kmnist import datasets, runs
-from kmnist.config import preset
+from kmnist import KmnistError, datasets, files, runs
+from kmnist.config import TrainConfig
 
-ACTIVE_STATES = ("starting", "running")
+ACTIVE_STATES = runs.ACTIVE_STATES
 NICENESS = 10  # training runs below the app's priority, so pages stay responsive meanwhile
 LOG_TAIL = 2000  # characters of the log quoted when a job died without a status
 
 
-class JobError(RuntimeError):
+class JobError(KmnistError, RuntimeError):
     """A job cannot be started or found; the message says why."""
-
-
-@dataclass
-class JobRequest:
-    dataset: str  # dataset to train on (must have train and test images and labels)
-    arch: str = "seed"  # architecture name in kmnist.models.ARCHITECTURES
-    epochs: int = 12  # passes over the training split
-    batch_size: int = 128  # images per gradient step
-    seed: int = 0  # seeds the split, the weights and the augmentation
-    limit: int = 0  # use only the first N training images, 0 = all
 
 
 @dataclass
@@ -60,44 +50,28 @@ class Job:
             return None  # the process has not written its config yet
 
 
+def _flag(name: str, default: bool) -> bool:
+    """An on/off environment variable: 0, false, no and off are off; unset or empty is `default`."""
+    value = os.environ.get(name, "").strip().lower()
+    return default if not value else value not in ("0", "false", "no", "off")
+
+
+def public_mode() -> bool:
+    """Whether the app is served to anyone (KMNIST_PUBLIC=1): then nothing a visitor does writes on the server.
+
+    Training, activation, dataset downloads, map computing and deletions are off, and the app shows no
+    exception details.
+    """
+    return _flag("KMNIST_PUBLIC", False)
+
+
 def training_allowed() -> bool:
-    """Whether this app may start trainings: KMNIST_ALLOW_TRAINING=0 makes it read-only."""
-    return os.environ.get("KMNIST_ALLOW_TRAINING", "1").strip().lower() not in ("0", "false", "no", "off")
+    """Whether this app may start trainings and activate models: not with KMNIST_ALLOW_TRAINING=0 nor in public mode."""
+    return not public_mode() and _flag("KMNIST_ALLOW_TRAINING", True)
 
 
 def jobs_dir() -> Path:
     return runs.runs_dir() / ".jobs"
-
-
-def _proc_stat(pid: int) -> tuple[str, int] | None:
-    """Process state letter and start time (clock ticks since boot) from /proc, None where unreadable."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2:].split()  # the command name may hold spaces and parentheses
-    return fields[0], int(fields[19])
-
-
-def pid_alive(pid: int | None, proc_start: int | None = None) -> bool:
-    """Whether the process still runs; proc_start guards against a recycled pid."""
-    if not pid:
-        return False
-    try:
-        if os.waitpid(pid, os.WNOHANG)[0]:  # reap our own finished child, else it lingers as a zombie
-            return False
-    except ChildProcessError:
-        pass  # not our child: someone else reaps it
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, under another user
-    stat = _proc_stat(pid)
-    if stat is None:
-        return True
-    return stat[0] != "Z" and (proc_start is None or stat[1] == proc_start)
 
 
 def _log_tail(path: Path | None) -> str:
@@ -108,18 +82,17 @@ def _log_tail(path: Path | None) -> str:
 
 
 def _job(run_id: str, record: dict) -> Job:
-    status = runs.read_json(runs.runs_dir() / run_id / runs.STATUS_FILE, {}) or {}
+    status = files.read_json(runs.runs_dir() / run_id / runs.STATUS_FILE, {}) or {}
     log = Path(record["log"]) if record.get("log") else None
     pid = record.get("pid") or status.get("pid")  # no record: a training started from a terminal
-    alive = pid_alive(pid, record.get("proc_start"))
     state, message = status.get("state"), status.get("error", "")
-    if state in ACTIVE_STATES and not alive:
+    if state in ACTIVE_STATES and runs.judge(status, pid, record.get("proc_start")) == "interrupted":
         state = "interrupted"
         message = (f"The training process (pid {pid}) is gone but its run never finished: the app or machine "
-                   f"was restarted, or the process was killed. It stopped at epoch {status.get('epoch', 0)} of "
-                   f"{status.get('epochs', '?')}; start a new training to try again.")
+                   f"was restarted, or the process was killed. It stopped at {runs.stopped_at(status)}; "
+                   "start a new training to try again.")
     elif state is None:
-        if alive:
+        if runs.pid_alive(pid, record.get("proc_start")):
             state = "starting"
         elif record.get("cancel_requested"):
             state = "cancelled"
@@ -134,7 +107,9 @@ def _records() -> dict[str, dict]:
     found = {}
     if jobs_dir().is_dir():
         for p in jobs_dir().glob("*.json"):
-            record = runs.read_json(p)
+            if p.name.endswith(".config.json"):
+                continue  # a job's training config, beside its record
+            record = files.read_json(p)
             if isinstance(record, dict) and record.get("run_id"):
                 found[record["run_id"]] = record
     return found
@@ -147,8 +122,8 @@ def list_jobs() -> list[Job]:
     root = runs.runs_dir()
     if root.is_dir():
         for p in root.iterdir():
-            if p.is_dir() and p.name not in records and runs.RUN_ID_RE.match(p.name):
-                status = runs.read_json(p / runs.STATUS_FILE, {}) or {}
+            if p.is_dir() and p.name not in records and runs.RUN_ID_RE.fullmatch(p.name):
+                status = files.read_json(p / runs.STATUS_FILE, {}) or {}
                 if status.get("state") in ACTIVE_STATES:
                     found.append(_job(p.name, {}))
     return sorted(found, key=lambda j: j.started, reverse=True)
@@ -184,8 +159,8 @@ def _lock():
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _new_run_id(request: JobRequest) -> str:
-    base = runs.new_run_id(preset(request.arch).replace(arch=request.arch, dataset=request.dataset))
+def _new_run_id(config: TrainConfig) -> str:
+    base = runs.new_run_id(config)
     run_id, n = base, 1
     while (runs.runs_dir() / run_id).exists() or (jobs_dir() / f"{run_id}.json").exists():
         n += 1
@@ -193,47 +168,45 @@ def _new_run_id(request: JobRequest) -> str:
     return run_id
 
 
-def command(request: JobRequest, run_id: str, data_root: Path | None = None) -> list[str]:
-    """The command line a job runs."""
-    argv = [sys.executable, "-m", "kmnist", "train", "--dataset", request.dataset, "--arch", request.arch,
-            "--epochs", str(request.epochs), "--batch-size", str(request.batch_size), "--seed", str(request.seed),
+def config_path(run_id: str) -> Path:
+    """Where a job's training config waits for its process to read it."""
+    return jobs_dir() / f"{run_id}.config.json"
+
+
+def command(run_id: str, data_root: Path | None = None) -> list[str]:
+    """The command line a job runs: the CLI's train, reading the job's config file."""
+    argv = [sys.executable, "-m", "kmnist", "train", "--config", str(config_path(run_id).resolve()),
             "--run-id", run_id, "--data-dir", str(datasets.data_dir(data_root).resolve()), "--json"]
-    if request.limit:
-        argv += ["--limit", str(request.limit)]
     nice = shutil.which("nice")
     return [nice, "-n", str(NICENESS), *argv] if nice else argv  # nice execs, so the pid stays the trainer's
 
 
-def start(request: JobRequest, data_root: Path | None = None) -> str:
-    """Start a training in the background and return its run id; refuses while another one runs."""
-    from kmnist.models import ARCHITECTURES
+def start(config: TrainConfig, data_root: Path | None = None) -> str:
+    """Start a training as `config` says, in the background; return its run id. Refuses while another runs."""
     if not training_allowed():
-        raise JobError("Training is turned off here (KMNIST_ALLOW_TRAINING=0): this app is read-only.")
-    if request.arch not in ARCHITECTURES:
-        raise JobError(f"unknown architecture {request.arch!r}; choose one of {', '.join(ARCHITECTURES)}")
-    status = datasets.status(request.dataset, data_root)
+        raise JobError("Training is turned off here (KMNIST_ALLOW_TRAINING=0 or KMNIST_PUBLIC=1): this app is read-only.")
+    status = datasets.status(config.dataset, data_root)
     if not status.trainable:
         raise JobError(datasets.missing_message(status, status.missing))
-    if request.epochs < 1 or request.batch_size < 1:
-        raise JobError("epochs and batch size must be at least 1")
     with _lock():
         busy = running()
         if busy:
             raise JobError(f"Training run {busy.run_id!r} is still {busy.state}: one training at a time, "
                            "because a second one would halve the speed of both. Wait for it or cancel it.")
-        run_id = _new_run_id(request)
+        run_id = _new_run_id(config)
+        files.write_json(config_path(run_id), config.to_json())
         log = jobs_dir() / f"{run_id}.log"
         env = os.environ | {"KMNIST_RUNS_DIR": str(runs.runs_dir().resolve()), "TF_CPP_MIN_LOG_LEVEL": "2",
                             "PYTHONUNBUFFERED": "1"}
-        argv = command(request, run_id, data_root)
+        argv = command(run_id, data_root)
         with open(log, "wb") as out:
             # Its own session: the training outlives a page rerun, and a Ctrl-C in the app's terminal.
-            proc = subprocess.Popen(argv, cwd=runs.ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
+            proc = subprocess.Popen(argv, cwd=files.ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
                                     stderr=subprocess.STDOUT, start_new_session=True)
-        stat = _proc_stat(proc.pid)
-        runs.write_json(jobs_dir() / f"{run_id}.json", {
+        stat = runs.proc_stat(proc.pid)
+        files.write_json(jobs_dir() / f"{run_id}.json", {
             "run_id": run_id, "pid": proc.pid, "proc_start": stat[1] if stat else None, "started": time.time(),
-            "log": str(log), "argv": argv, "request": asdict(request)})
+            "log": str(log), "argv": argv})
     return run_id
 
 
@@ -248,53 +221,11 @@ def cancel(run_id: str) -> Job:
     else:
         # Still importing TensorFlow, before any run dir or signal handler: stopping it loses nothing.
         path = jobs_dir() / f"{run_id}.json"
-        runs.write_json(path, (runs.read_json(path, {}) or {}) | {"cancel_requested": True})
-        if job.pid and pid_alive(job.pid):
+        files.write_json(path, (files.read_json(path, {}) or {}) | {"cancel_requested": True})
+        if job.pid and runs.pid_alive(job.pid):
             os.kill(job.pid, signal.SIGTERM)
     return get(run_id)
 
 
 def read_log(job: Job) -> str:
     return _log_tail(job.log)
-
-
-def describe(job: Job) -> str:
-    """One line: where the job stands."""
-    s = job.status
-    if job.state == "running":
-        eta = s.get("eta_s")
-        return (f"epoch {s.get('epoch', 0)}/{s.get('epochs', '?')} · batch {s.get('batch', 0)}/{s.get('batches', '?')}"
-                + (f" · about {format_seconds(eta)} left" if eta is not None else ""))
-    if job.state == "starting":
-        return "starting: loading TensorFlow and the data"
-    return job.state
-
-
-def format_seconds(seconds: float) -> str:
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-
-
-def progress_fraction(job: Job) -> float:
-    """Share of the training done, 0..1, from epoch and batch."""
-    s = job.status
-    if job.state == "completed":
-        return 1.0
-    epochs, batches = s.get("epochs") or 0, s.get("batches") or 0
-    if not epochs or not batches:
-        return 0.0
-    done = (max(s.get("epoch", 1) - 1, 0) * batches + s.get("batch", 0)) / (epochs * batches)
-    return min(max(done, 0.0), 1.0)
-
-
-def live_point(job: Job) -> tuple[float, dict[str, float]] | None:
-    """The running epoch's metrics so far and where they sit on an epoch axis (epoch e ends at x = e)."""
-    s = job.status
-    metrics = {k: v for k, v in (s.get("metrics") or {}).items() if k in ("loss", "accuracy")}
-    if job.state != "running" or not s.get("batches") or not metrics:
-        return None
-    return max(s.get("epoch", 1) - 1, 0) + s.get("batch", 0) / s["batches"], metrics

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cache
+from typing import TYPE_CHECKING
 
-from kmnist.config import TrainConfig
+if TYPE_CHECKING:  # config imports this module to check architecture names
+    from kmnist.config import TrainConfig
 
 # Factories import Keras themselves, so listing architectures (CLI --help) stays instant.
 
@@ -158,3 +160,23 @@ def compile_model(model, config: TrainConfig, steps_per_epoch: int):
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
                   metrics=["accuracy"])
     return model
+
+
+# A model described as data: one row per layer, and the weight count.
+
+def _shape(layer) -> str:
+    try:
+        shape = layer.output.shape
+    except (AttributeError, ValueError):  # layers without a single symbolic output
+        return "?"
+    return str(tuple(shape)).replace("None", "batch")
+
+
+def layer_table(model) -> list[dict]:
+    """name, type, output shape and weight count of each layer, in order."""
+    return [{"layer": layer.name, "type": type(layer).__name__, "output shape": _shape(layer),
+             "parameters": int(layer.count_params())} for layer in model.layers]
+
+
+def parameter_count(model) -> int:
+    return int(model.count_params())

@@ -1,21 +1,22 @@
 """A training run: data split, model, fit, and a run directory another process can follow and load."""
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
 import traceback
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from kmnist import classes as cls
+from kmnist import classes as cls, files
 from kmnist import datasets, runs
 from kmnist.config import TrainConfig
-from kmnist.evaluate import report
+from kmnist.evaluate import VALIDATION_KEYS, report, validation_scores
+from kmnist.export import export_or_record
 from kmnist.preprocess import measure_framing, to_input
 
 STATUS_EVERY = 0.5  # seconds between status rewrites during an epoch
@@ -102,120 +103,177 @@ def _make_callbacks(run_dir: Path, config: TrainConfig, steps: int, started: flo
             super().__init__()
             self.history: dict[str, list[float]] = {}
             self.epoch = 0
+            self.batch = 0  # batches done in the current epoch
+            self.logs: dict = {}
             self.last_write = 0.0
 
-        def write(self, state: str, batch: int, logs: dict | None = None):
-            done = self.epoch * steps + batch
+        @property
+        def epochs_done(self) -> float:
+            """Whole epochs plus the share of the current one: a cancel after 10 of 43 batches is 0.233."""
+            done = round((self.epoch * steps + self.batch) / steps, 3)
+            return int(done) if done.is_integer() else done
+
+        def write(self, state: str = "running", logs: dict | None = None):
+            done = self.epoch * steps + self.batch
             elapsed = time.time() - started
             eta = elapsed / done * (config.epochs * steps - done) if done else None
-            runs.write_json(run_dir / runs.STATUS_FILE, {
-                "state": state, "epoch": self.epoch + 1 if state == "running" else self.epoch,
-                "epochs": config.epochs, "batch": batch, "batches": steps, "elapsed_s": elapsed,
-                "eta_s": eta, "updated": now(), "pid": os.getpid(),
-                "metrics": {k: float(v) for k, v in (logs or {}).items()}, "history": self.history})
+            self.logs = logs if logs is not None else self.logs
+            files.write_json(run_dir / runs.STATUS_FILE, {
+                "state": state, "epoch": self.epoch + 1, "epochs": config.epochs, "batch": self.batch,
+                "batches": steps, "epochs_done": self.epochs_done, "elapsed_s": elapsed, "eta_s": eta,
+                "updated": now(), **runs.heartbeat(),
+                "metrics": {k: float(v) for k, v in self.logs.items()}, "history": self.history})
             self.last_write = time.time()
 
         def on_epoch_begin(self, epoch, logs=None):
-            self.epoch = epoch
-            self.write("running", 0)
+            self.epoch, self.batch, self.logs = epoch, 0, {}
+            self.write()
 
         def on_train_batch_end(self, batch, logs=None):
+            self.batch = batch + 1
             if stop.is_set() or (run_dir / runs.CANCEL_FILE).exists():
                 stop.set()
                 self.model.stop_training = True
             if time.time() - self.last_write > STATUS_EVERY:
-                self.write("running", batch + 1, logs)
+                self.write(logs=logs)
+
+        def on_test_batch_end(self, batch, logs=None):
+            if time.time() - self.last_write > STATUS_EVERY:
+                self.write()  # validation: progress is unchanged, the heartbeat goes on
 
         def on_epoch_end(self, epoch, logs=None):
-            for k, v in (logs or {}).items():
-                self.history.setdefault(k, []).append(float(v))
-            runs.write_json(run_dir / runs.HISTORY_FILE, self.history)
-            self.write("running", steps, logs)  # self.epoch is still this epoch: "epoch e+1, all batches done"
+            if self.batch == steps:  # the history holds whole epochs; a cancelled one's share is in epochs_done
+                for k, v in (logs or {}).items():
+                    self.history.setdefault(k, []).append(float(v))
+                files.write_json(run_dir / runs.HISTORY_FILE, self.history)
+            self.write(logs=logs)
 
     return Follow()
+
+
+@dataclass
+class Prepared:
+    """A run's data, split and ready to fit."""
+    config: TrainConfig  # the config as run (naming the dataset as loaded)
+    classes: list[cls.ClassInfo]  # the class table
+    train: datasets.Split  # images the model fits
+    val: datasets.Split  # held out of the fit, for the per-epoch and final validation scores
+    test: datasets.Split  # reported only, never used for a choice
+    weights: np.ndarray | None  # per-class loss weights, None when unweighted
+
+    @property
+    def steps(self) -> int:
+        """Batches per epoch."""
+        return int(np.ceil(len(self.train.labels) / self.config.batch_size))
 
 
 def train(config: TrainConfig, dataset: datasets.Dataset | None = None, callbacks: Sequence = (),
           runs_root: Path | None = None, data_root: Path | None = None, run_id: str | None = None,
           verbose: int = 0) -> runs.Run:
     """Train a model as `config` says and leave a complete run directory, also when cancelled or failed."""
-    import keras
-    from kmnist import models
-
-    if config.arch not in models.ARCHITECTURES:
-        raise ValueError(f"unknown architecture {config.arch!r}; choose one of {', '.join(models.ARCHITECTURES)}")
     if dataset is None:  # before the run dir exists: missing data is a message, not a failed run
         dataset = datasets.load(config.dataset, data_root)
     run_id = runs.validate_run_id(run_id or runs.new_run_id(config))
     run_dir = runs.create_run_dir(run_id, runs_root)
     started = time.time()
     stop = threading.Event()
-    status = {"state": "starting", "pid": os.getpid(), "started": now(), "updated": now()}
-    runs.write_json(run_dir / runs.STATUS_FILE, status)
+    status = {"state": "starting", "started": now(), "updated": now(), **runs.heartbeat()}
+    files.write_json(run_dir / runs.STATUS_FILE, status)
     restore = _install_signal_handlers(stop)
     try:
-        if config.dataset != dataset.name:
-            config = config.replace(dataset=dataset.name)
-        train_x, train_y = dataset.train.images, dataset.train.labels
-        if config.limit:
-            train_x, train_y = train_x[: config.limit], train_y[: config.limit]
-        num_classes = len(dataset.classes)
-        config.framing = measure_framing(train_x, seed=config.seed).to_json()
-        runs.write_json(run_dir / runs.CONFIG_FILE, config.to_json())
-        runs.write_json(run_dir / runs.CLASSES_FILE, cls.to_json(dataset.classes))
-
-        keras.utils.set_random_seed(config.seed)
-        tr, va = split_train_val(train_y, config.val_fraction, config.seed)
-        if config.class_weighting not in ("none", "balanced"):
-            raise ValueError(f"unknown class_weighting {config.class_weighting!r}")
-        weights = class_weights(train_y[tr], num_classes) if config.class_weighting == "balanced" else None
-        steps = int(np.ceil(len(tr) / config.batch_size))
-        with strategy_for(config.strategy).scope():
-            model = models.compile_model(models.build(config.arch, num_classes), config, steps)
-        follow = _make_callbacks(run_dir, config, steps, started, stop)
-        fit_start = time.time()
-        model.fit(make_pipeline(train_x[tr], train_y[tr], num_classes, config, True, weights),
-                  validation_data=make_pipeline(train_x[va], train_y[va], num_classes, config, False)
-                  if len(va) else None,
-                  epochs=config.epochs, verbose=verbose, callbacks=[follow, *callbacks],
-                  shuffle=False)  # the pipeline shuffles, seeded
-        train_seconds = time.time() - fit_start
-        state = "cancelled" if stop.is_set() else "completed"
-        # Save an uncompiled copy: the optimizer's slots would triple the file for no use at inference.
-        inference = models.build(config.arch, num_classes)
-        inference.set_weights(model.get_weights())
-        inference.save(run_dir / runs.MODEL_FILE)
-        runs.write_json(run_dir / runs.HISTORY_FILE, follow.history)
-
-        from kmnist.predict import predict_proba
-        eval_start = time.time()
-        probs = predict_proba(inference, dataset.test.images, tta=config.tta)  # the saved float32 model
-        eval_seconds = time.time() - eval_start
-        y_pred = probs.argmax(axis=1).astype(np.uint8)
-        np.save(run_dir / runs.PREDICTIONS_FILE, y_pred)
-        rep = report(dataset.test.labels, y_pred, dataset.classes)
-        epochs_done = len(follow.history.get("loss", []))
-        metrics = rep.to_json() | {
-            "state": state, "epochs_done": epochs_done, "train_seconds": train_seconds,
-            "wall_seconds": time.time() - started,
-            "train_images_per_s": len(tr) * max(epochs_done, 1) / max(train_seconds, 1e-9),
-            "eval_images_per_s": len(y_pred) / max(eval_seconds, 1e-9),
-            "params": int(model.count_params()), "model_bytes": (run_dir / runs.MODEL_FILE).stat().st_size,
-            "train_images": int(len(tr)), "val_images": int(len(va)), "test_images": int(len(y_pred))}
-        runs.write_json(run_dir / runs.METRICS_FILE, metrics)
-        runs.write_json(run_dir / runs.STATUS_FILE, {
-            "state": state, "epoch": epochs_done, "epochs": config.epochs, "batch": steps, "batches": steps,
-            "elapsed_s": time.time() - started, "eta_s": 0, "updated": now(), "pid": os.getpid(),
-            "metrics": {k: metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")},
-            "history": follow.history})
+        data = prepare(config, dataset, run_dir)
+        model, progress, train_seconds = fit(data, run_dir, started, stop, callbacks, verbose)
+        saved = save(run_dir, model, data, progress.history)  # scored as saved: plain layers, float32
+        score(run_dir, saved, data, progress, "cancelled" if stop.is_set() else "completed", train_seconds, started)
         return runs.Run(run_id, run_dir)
     except BaseException as e:
-        runs.write_json(run_dir / runs.STATUS_FILE, status | {
-            "state": "failed", "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(),
-            "updated": now()})
+        try:
+            files.write_json(run_dir / runs.STATUS_FILE, status | {
+                "state": "failed", "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(),
+                "updated": now()})
+        except OSError:
+            pass  # not even that fits (a full disk): the status says running, and runs.judge reads it interrupted
         raise
     finally:
         restore()
+
+
+def prepare(config: TrainConfig, dataset: datasets.Dataset, run_dir: Path) -> Prepared:
+    """Split the data and write what a reader needs before the first epoch: config, class table, framing."""
+    config = config.replace(dataset=dataset.name)
+    images, labels = dataset.train.images, dataset.train.labels
+    if config.limit:
+        images, labels = images[: config.limit], labels[: config.limit]
+    tr, va = split_train_val(labels, config.val_fraction, config.seed)
+    weights = class_weights(labels[tr], len(dataset.classes)) if config.class_weighting == "balanced" else None
+    files.write_json(run_dir / runs.CONFIG_FILE, config.to_json())
+    files.write_json(run_dir / runs.CLASSES_FILE, cls.to_json(dataset.classes))
+    files.write_json(run_dir / runs.FRAMING_FILE, measure_framing(images, seed=config.seed).to_json())
+    return Prepared(config, dataset.classes, datasets.Split(images[tr], labels[tr]),
+                    datasets.Split(images[va], labels[va]), dataset.test, weights)
+
+
+def fit(data: Prepared, run_dir: Path, started: float, stop: threading.Event, callbacks: Sequence = (),
+        verbose: int = 0):
+    """Build and fit the model; returns it, its progress (history, epochs and batches done) and the fit's seconds."""
+    import keras
+    from kmnist import models
+    config, num_classes = data.config, len(data.classes)
+    keras.utils.set_random_seed(config.seed)
+    with strategy_for(config.strategy).scope():
+        model = models.compile_model(models.build(config.arch, num_classes), config, data.steps)
+    follow = _make_callbacks(run_dir, config, data.steps, started, stop)
+    fit_start = time.time()
+    model.fit(make_pipeline(data.train.images, data.train.labels, num_classes, config, True, data.weights),
+              validation_data=make_pipeline(data.val.images, data.val.labels, num_classes, config, False)
+              if len(data.val.labels) else None,
+              epochs=config.epochs, verbose=verbose, callbacks=[follow, *callbacks],
+              shuffle=False)  # the pipeline shuffles, seeded
+    return model, follow, time.time() - fit_start
+
+
+def save(run_dir: Path, model, data: Prepared, history: dict):
+    """The trained model and its history, each written under a temporary name and renamed into place;
+    returns the saved model (the fitted one may be a fused-BatchNorm, bfloat16 training copy)."""
+    from kmnist import models
+    # Save an uncompiled copy: the optimizer's slots would triple the file for no use at inference.
+    inference = models.build(data.config.arch, len(data.classes))
+    inference.set_weights(model.get_weights())
+    with files.atomic_path(run_dir / runs.MODEL_FILE, suffix=".keras") as tmp:  # Keras wants the .keras suffix
+        inference.save(tmp)
+    export_or_record(inference, run_dir)  # model.onnx for the browser; a failure is recorded, not raised
+    files.write_json(run_dir / runs.HISTORY_FILE, history)
+    return inference
+
+
+def score(run_dir: Path, model, data: Prepared, progress, state: str, train_seconds: float,
+          started: float) -> None:
+    """Validation and test scores into metrics.json, test predictions beside them, and the final status."""
+    from kmnist.predict import predict_proba
+    config, history = data.config, progress.history
+    val = (validation_scores(predict_proba(model, data.val.images, tta=config.tta), data.val.labels,
+                             config.label_smoothing) if len(data.val.labels) else dict.fromkeys(VALIDATION_KEYS))
+    eval_start = time.time()
+    y_pred = predict_proba(model, data.test.images, tta=config.tta).argmax(axis=1).astype(np.uint8)
+    eval_seconds = time.time() - eval_start
+    with files.atomic_open(run_dir / runs.PREDICTIONS_FILE, "wb") as f:
+        np.save(f, y_pred)
+    epochs_done = progress.epochs_done  # a cancel mid-epoch counts the batches it did: 10 of 43 is 0.233
+    metrics = report(data.test.labels, y_pred, data.classes).to_json() | val | {
+        "state": state, "epochs_done": epochs_done, "batches_done": progress.epoch * data.steps + progress.batch,
+        "train_seconds": train_seconds,
+        "wall_seconds": time.time() - started,
+        "train_images_per_s": len(data.train.labels) * max(epochs_done, 1) / max(train_seconds, 1e-9),
+        "eval_images_per_s": len(y_pred) / max(eval_seconds, 1e-9),
+        "params": int(model.count_params()), "model_bytes": (run_dir / runs.MODEL_FILE).stat().st_size,
+        "train_images": len(data.train.labels), "val_images": len(data.val.labels), "test_images": len(y_pred)}
+    files.write_json(run_dir / runs.METRICS_FILE, metrics)
+    files.write_json(run_dir / runs.STATUS_FILE, {
+        "state": state, "epoch": progress.epoch + 1, "epochs": config.epochs, "batch": progress.batch,
+        "batches": data.steps, "epochs_done": epochs_done, "elapsed_s": time.time() - started, "eta_s": 0,
+        "updated": now(), **runs.heartbeat(),
+        "metrics": {k: metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")},
+        "history": history})
 
 
 def _install_signal_handlers(stop: threading.Event):

@@ -7,8 +7,10 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from kmnist import datasets, embed, embed_plot, runs
+from kmnist import datasets, embed, figures, jobs, runs
 from pages import common
+
+common.enter()  # inside app.py's frame, even on a first deep link
 
 SHOWN = 120  # selected images shown at most
 
@@ -49,6 +51,10 @@ def compute_button(config: embed.EmbedConfig, run: runs.Run | None) -> None:
         st.info(f"No map of {config.dataset} is stored, and its images are not here to compute one. "
                 + common.missing_note(config.dataset, "train"))
         return
+    if jobs.public_mode():
+        st.info(f"No map of {config.dataset} ({config.space}) is stored on this public site, and computing maps "
+                "is turned off here.")
+        return
     st.info(f"No map of {config.dataset} ({config.space}) is stored yet. Computing one takes about a minute; "
             "it is then kept in the cache for every later visit (or run `python -m kmnist embed`).")
     if st.button("Compute this map", key=f"compute-{config.key()}", type="primary"):
@@ -71,7 +77,7 @@ def show_map(config: embed.EmbedConfig, run: runs.Run | None = None, place_drawi
     if classes is None:
         labels = None  # without a class table the labels cannot be named
     marks = drawing_mark(emb, run) if place_drawing and imgs is not None else {}
-    event = st.plotly_chart(embed_plot.map_figure(emb, labels, classes, marks), on_select="rerun",
+    event = st.plotly_chart(figures.map_figure(emb, labels, classes, marks), on_select="rerun",
                             selection_mode=("points", "box", "lasso"), key=f"map-{config.key()}")
     st.caption(embed.describe(emb))
     if labels is None or imgs is None:
@@ -79,7 +85,7 @@ def show_map(config: embed.EmbedConfig, run: runs.Run | None = None, place_drawi
                 "data. " + common.missing_note(config.dataset, emb.splits[-1],
                                                "labels" if labels is None else "imgs"))
         return
-    picked = embed_plot.selected_points(event.selection if event else None)
+    picked = figures.selected_points(event.selection if event else None)
     if not len(picked):
         st.caption("Drag a lasso or a box over points to see their images.")
         return

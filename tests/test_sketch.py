@@ -1,8 +1,8 @@
 """Strokes from an image, and their canvas-like rendering."""
 import numpy as np
 
-from kmnist import sketch
 from kmnist.preprocess import prepare
+from tests import sketch
 
 
 def test_runs_finds_each_run_of_ink():

@@ -1,6 +1,5 @@
 """A model as a layer table."""
-from kmnist.model_summary import layer_table, parameter_count
-from kmnist.models import build
+from kmnist.models import build, layer_table, parameter_count
 
 
 def test_layer_table_lists_every_layer_with_its_weights():
