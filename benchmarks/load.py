@@ -43,8 +43,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from kmnist import datasets, runs  # noqa: E402
-from tests.sketch import strokes  # noqa: E402
-from tests.test_browser import CANVAS, CHROMIUM, CHROMIUM_ARGS, serve_app  # noqa: E402
+from kmnist.export import onnx_path  # noqa: E402
+from kmnist.predict import OnnxPredictor  # noqa: E402
+from kmnist.preprocess import prepare  # noqa: E402
+from tests.sketch import render, strokes  # noqa: E402
+from tests.test_browser import CANVAS, CHROMIUM, CHROMIUM_ARGS, PEN, serve_app  # noqa: E402
 
 MODES = {"live": "Live (in your browser)", "server": "Server"}  # pages/draw.py LIVE, SERVER
 CANVAS_PX = 300
@@ -112,15 +115,23 @@ def pct(values, q):
 # Drawings
 
 def pick_plans(count: int, strokes_each: int, data: Path) -> list[tuple[str, list]]:
-    """Held-out KMNIST test characters whose row strokes number about strokes_each, distinct classes first."""
+    """Held-out KMNIST test characters that draw in about strokes_each row strokes and that the shipped model
+    reads right once drawn (checked offline: strokes rendered, framed by prepare, its model.onnx), so the
+    final answers check the app; distinct classes first."""
+    run = runs.get_run(runs.DEFAULT_POINTER.read_text().strip())
+    predictor = OnnxPredictor(onnx_path(run))
     images = datasets.load_images("kmnist6k", "test", data)
     labels = datasets.load_labels("kmnist6k", "test", data)
     chars = [c.char for c in datasets.load_classes("kmnist6k", data)]
+    known = [c.char for c in run.classes]
     chosen, used = [], set()
     for want_new_class in (True, False):
         for i in np.random.default_rng(0).permutation(len(images)):
             plan = strokes(images[i], size=CANVAS_PX)
             if abs(len(plan) - strokes_each) > 2 or (want_new_class and labels[i] in used):
+                continue
+            drawn = prepare(render(plan, size=CANVAS_PX, width=PEN), run.framing)
+            if known[int(predictor(drawn).argmax())] != chars[labels[i]]:
                 continue
             if any(i == j for j, _, _ in chosen):
                 continue

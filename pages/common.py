@@ -7,6 +7,7 @@ array on every rerun, while these arrays are only ever read.
 """
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import numpy as np
@@ -51,17 +52,33 @@ def _stamp(path: Path) -> float:
     return path.stat().st_mtime
 
 
+def _settle(resource):
+    """Collect once, then freeze what is alive (gc.freeze), so later collections skip it; returns resource.
+
+    Every stroke reruns the page, and after a run full collections walk every object alive: Streamlit's
+    (runner.postScriptGC, off in .streamlit/config.toml) and, once any page has imported Keras, the one in
+    keras.backend.clear_session(), which Streamlit calls after every run. That is the libraries, models and
+    arrays: 130,000 objects without TensorFlow, 400,000 with it, 0.3-2.8 s a collection on the busy 2-core
+    machine. Frozen objects are skipped, so collections walk only what the runs made since. Called once per
+    loaded resource; unfreezing first lets this one collection free a model evicted from the cache.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+    return resource
+
+
 @st.cache_resource(max_entries=3, show_spinner="Loading the model…")
 def _model(model_path: str, stamp: float):
     path = Path(model_path).parent
-    return runs.Run(path.name, path).load_model()
+    return _settle(runs.Run(path.name, path).load_model())
 
 
 @st.cache_resource(max_entries=3, show_spinner="Preparing the model…")
 def _predictor(model_path: str, stamp: float) -> Predictor | OnnxPredictor:
     if model_path.endswith(ONNX_FILE):
-        return OnnxPredictor(model_path)
-    return Predictor(_model(model_path, stamp))
+        return _settle(OnnxPredictor(model_path))
+    return _settle(Predictor(_model(model_path, stamp)))
 
 
 def model(run: runs.Run):
@@ -87,7 +104,7 @@ def _array(name: str, split: str, kind: str, root: str, stamp: float) -> np.ndar
     load = datasets.load_images if kind == "imgs" else datasets.load_labels
     arr = load(name, split, Path(root))
     arr.flags.writeable = False  # shared between sessions: nobody may change it in place
-    return arr
+    return _settle(arr)
 
 
 def array(name: str, split: str, kind: str) -> np.ndarray | None:
