@@ -173,8 +173,8 @@ async def wait_js(page, predicate: str, arg, timeout: float) -> bool:
 async def draw(page, canvas, mode: str, plan, args, deadline: float) -> dict:
     """Draw the strokes, waiting for each answer; latencies in ms."""
     box = await canvas.bounding_box()
-    answers, latency, round_trip, timeouts, drawn = 0, [], [], 0, 0
-    for (x0, y0), (x1, y1) in plan:
+    answers, latency, round_trip, timeouts, drawn = 0, [], [], [], 0
+    for k, ((x0, y0), (x1, y1)) in enumerate(plan):
         if time.monotonic() > deadline:
             break
         if mode == "server":
@@ -200,7 +200,10 @@ async def draw(page, canvas, mode: str, plan, args, deadline: float) -> dict:
                                  line, args.answer_timeout):
                     round_trip.append((time.perf_counter() - up) * 1000)
         answers += ok
-        timeouts += not ok
+        if not ok:  # was the server still busy, or did the drawing never reach it?
+            idle = await page.evaluate(IDLE)
+            timeouts.append(f"no answer to stroke {k + 1} within {args.answer_timeout:g} s "
+                            f"(page {'idle: the stroke was not read' if idle else 'still running'})")
         await asyncio.sleep(args.pause)
     return {"drawn": drawn, "answers": answers, "timeouts": timeouts, "latency": latency, "round_trip": round_trip}
 
@@ -233,7 +236,7 @@ async def load_run(browser, url: str, pid: int, mode: str, n: int, plans, args) 
             right += await final_answer(page, mode) == plans[i][0]
             exceptions = await page.locator("[data-testid=stException]").count()
             errors += page_errors + [f"{exceptions} Streamlit exception box(es)"] * bool(exceptions)
-        errors += [f"{s['timeouts']} answer time-out(s)" for s in per if s["timeouts"]]
+        errors += [t for s in per for t in s["timeouts"]]
     finally:
         for c in contexts:
             await c.close()
@@ -287,7 +290,7 @@ async def measure(args, plans, data: Path) -> list[dict]:
                 for n in args.sessions:
                     tmp = Path(tempfile.mkdtemp(prefix="kmnist-load-"))
                     env = {"KMNIST_DATA_DIR": str(data), "KMNIST_RUNS_DIR": str(tmp / "runs"),
-                           "TF_CPP_MIN_LOG_LEVEL": "2"}
+                           "TF_CPP_MIN_LOG_LEVEL": "2", **dict(e.split("=", 1) for e in args.env)}
                     with serve_app(env, tmp / "server.log") as url:
                         pid = server_pid()
                         await warm_up(browser, url, mode, args.keras)
@@ -314,7 +317,8 @@ def table(result: dict) -> str:
     return (f"Measured {result['measured']} on {result['machine']}; load average (1, 5, 15 min) "
             f"{result['load_average_start']} at start, {result['load_average_end']} at end; "
             f"{result['settings']['strokes']} strokes per session, {result['settings']['pause']} s pause; "
-            f"Keras imported into the server first: {'yes' if result['settings']['keras'] else 'no'}.\n\n"
+            f"Keras imported into the server first: {'yes' if result['settings']['keras'] else 'no'}"
+            + "".join(f"; server env `{e}`" for e in result["settings"]["server_env"]) + ".\n\n"
             + head + "\n".join(rows) + "\n")
 
 
@@ -336,6 +340,8 @@ def main() -> int:
     ap.add_argument("--max-seconds", type=float, default=240, help="drawing stops after this long, per run")
     ap.add_argument("--answer-timeout", type=float, default=30, help="seconds an answer may take before it is an error")
     ap.add_argument("--keras", action="store_true", help="open the Evaluation page first, so Keras is imported")
+    ap.add_argument("--env", nargs="*", default=[], metavar="NAME=VALUE",
+                    help="extra environment for the server, e.g. STREAMLIT_RUNNER_POST_SCRIPT_GC=true to try a setting")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "load.json"))
     ap.add_argument("--no-markdown", action="store_true", help="do not rewrite the table in BENCHMARKS.md")
     args = ap.parse_args()
@@ -350,7 +356,7 @@ def main() -> int:
         "load_average_start": start_load, "load_average_end": uptime(),
         "model": runs.DEFAULT_POINTER.read_text().strip(),
         "settings": {"strokes": args.strokes, "pause": args.pause, "max_seconds": args.max_seconds,
-                     "answer_timeout": args.answer_timeout, "keras": args.keras},
+                     "answer_timeout": args.answer_timeout, "keras": args.keras, "server_env": args.env},
         "runs": results,
     }
     Path(args.out).write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -55,12 +55,13 @@ def _stamp(path: Path) -> float:
 def _settle(resource):
     """Collect once, then freeze what is alive (gc.freeze), so later collections skip it; returns resource.
 
-    Every stroke reruns the page, and after a run full collections walk every object alive: Streamlit's
-    (runner.postScriptGC, off in .streamlit/config.toml) and, once any page has imported Keras, the one in
-    keras.backend.clear_session(), which Streamlit calls after every run. That is the libraries, models and
-    arrays: 130,000 objects without TensorFlow, 400,000 with it, 0.3-2.8 s a collection on the busy 2-core
-    machine. Frozen objects are skipped, so collections walk only what the runs made since. Called once per
-    loaded resource; unfreezing first lets this one collection free a model evicted from the cache.
+    Every stroke reruns the page, and after each run full collections walk every object alive: Streamlit's
+    own (runner.postScriptGC) and, once any page has imported Keras, the one in keras.backend.clear_session(),
+    which Streamlit calls after every run. That is the libraries, models and arrays: 130,000 objects without
+    TensorFlow, 400,000 with it, 0.3-2.8 s a collection on the busy 2-core machine. Frozen objects are
+    skipped, so those collections walk only what the runs made since (BENCHMARKS.md, "Many people drawing
+    at once"). Called once per loaded resource; unfreezing first lets this one collection free a model
+    evicted from the cache.
     """
     gc.unfreeze()
     gc.collect()
