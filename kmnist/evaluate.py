@@ -93,11 +93,12 @@ def validation_scores(probs: np.ndarray, labels: np.ndarray, label_smoothing: fl
     """A model's final scores on the validation split, as metrics.json keeps them beside the test scores.
 
     `val_loss` is the training objective (cross-entropy with the run's label smoothing), the quantity Keras
-    logs per epoch; balanced accuracy is over the classes the split holds.
+    logs per epoch as val_loss; balanced accuracy is over the classes the split holds.
     """
     num_classes = probs.shape[1]
     target = np.eye(num_classes)[labels] * (1 - label_smoothing) + label_smoothing / num_classes
-    p = np.clip(probs / probs.sum(axis=1, keepdims=True), 1e-7, 1 - 1e-7)  # as Keras's cross-entropy does
+    # Keras computes a softmax model's loss from its logits, unclipped: clip only what float32 rounded to zero.
+    p = np.maximum(np.asarray(probs, np.float64), np.finfo(np.float32).tiny)
     hit = probs.argmax(axis=1) == labels
     recalls = [hit[labels == c].mean() for c in np.unique(labels)]
     return {"val_accuracy": float(hit.mean()), "val_balanced_accuracy": float(np.mean(recalls)),

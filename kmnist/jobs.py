@@ -50,9 +50,24 @@ class Job:
             return None  # the process has not written its config yet
 
 
+def _flag(name: str, default: bool) -> bool:
+    """An on/off environment variable: 0, false, no and off are off; unset or empty is `default`."""
+    value = os.environ.get(name, "").strip().lower()
+    return default if not value else value not in ("0", "false", "no", "off")
+
+
+def public_mode() -> bool:
+    """Whether the app is served to anyone (KMNIST_PUBLIC=1): then nothing a visitor does writes on the server.
+
+    Training, activation, dataset downloads, map computing and deletions are off, and the app shows no
+    exception details.
+    """
+    return _flag("KMNIST_PUBLIC", False)
+
+
 def training_allowed() -> bool:
-    """Whether this app may start trainings: KMNIST_ALLOW_TRAINING=0 makes it read-only."""
-    return os.environ.get("KMNIST_ALLOW_TRAINING", "1").strip().lower() not in ("0", "false", "no", "off")
+    """Whether this app may start trainings and activate models: not with KMNIST_ALLOW_TRAINING=0 nor in public mode."""
+    return not public_mode() and _flag("KMNIST_ALLOW_TRAINING", True)
 
 
 def jobs_dir() -> Path:
@@ -201,7 +216,7 @@ def command(run_id: str, data_root: Path | None = None) -> list[str]:
 def start(config: TrainConfig, data_root: Path | None = None) -> str:
     """Start a training as `config` says, in the background; return its run id. Refuses while another runs."""
     if not training_allowed():
-        raise JobError("Training is turned off here (KMNIST_ALLOW_TRAINING=0): this app is read-only.")
+        raise JobError("Training is turned off here (KMNIST_ALLOW_TRAINING=0 or KMNIST_PUBLIC=1): this app is read-only.")
     status = datasets.status(config.dataset, data_root)
     if not status.trainable:
         raise JobError(datasets.missing_message(status, status.missing))

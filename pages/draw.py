@@ -8,6 +8,8 @@ from kmnist.predict import top_k
 from kmnist.preprocess import MAX_UPLOAD_BYTES, BadImageError, EmptyImageError, prepare
 from pages import common
 
+common.enter()  # inside app.py's frame, even on a first deep link
+
 CANVAS_PX = 300
 INJECTED = "draw_injected_image"  # tests put an RGBA/gray array here, as the canvas would send
 EXAMPLES = 6  # training images shown per top-5 class
