@@ -305,15 +305,16 @@ async def measure(args, plans, data: Path) -> list[dict]:
 
 def table(result: dict) -> str:
     head = ("| mode | sessions | strokes | answers | errors | answer p50 / p95 | server round trip p50 / p95 "
-            "| server CPU per stroke | server RSS start → end | load average |\n"
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
+            "| server CPU per stroke | server RSS start → end | model libraries in the server | load average |\n"
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |\n")
     rows = []
     for r in result["runs"]:
         lat, trip, rss = r["latency_ms"], r["server_round_trip_ms"], r["rss_mb"]
         rt = f"{trip['p50']} / {trip['p95']} ms" if trip else "= answer"
+        libs = ", ".join(name for name, loaded in r["libraries"].items() if loaded) or "none"
         rows.append(f"| {r['mode']} | {r['sessions']} | {r['strokes']} | {r['answers']} | {r['errors']} | "
                     f"{lat['p50']} / {lat['p95']} ms | {rt} | {r['server_cpu_ms_per_stroke']} ms | "
-                    f"{rss['start']} → {rss['end']} MB ({rss['growth_pct']:+}%) | {r['load_average']} |")
+                    f"{rss['start']} → {rss['end']} MB ({rss['growth_pct']:+}%) | {libs} | {r['load_average']} |")
     return (f"Measured {result['measured']} on {result['machine']}; load average (1, 5, 15 min) "
             f"{result['load_average_start']} at start, {result['load_average_end']} at end; "
             f"{result['settings']['strokes']} strokes per session, {result['settings']['pause']} s pause; "
