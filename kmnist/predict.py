@@ -41,7 +41,7 @@ class OnnxPredictor:
         from kmnist.export import session
         self._session = session(path)
         self._input = self._session.get_inputs()[0].name
-        self(np.zeros((28, 28), np.uint8))  # allocate now, not on the first stroke
+        self.outputs = len(self(np.zeros((28, 28), np.uint8)))  # one call allocates now, not on the first stroke
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         return self._session.run(None, {self._input: to_input(image)})[0][0]
