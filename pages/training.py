@@ -39,19 +39,10 @@ def describe(job: jobs.Job) -> str:
     if job.state == "running":
         eta = s.get("eta_s")
         return (f"epoch {s.get('epoch', 0)}/{s.get('epochs', '?')} · batch {s.get('batch', 0)}/{s.get('batches', '?')}"
-                + (f" · about {format_seconds(eta)} left" if eta is not None else ""))
+                + (f" · about {figures.format_seconds(eta)} left" if eta is not None else ""))
     if job.state == "starting":
         return "starting: loading TensorFlow and the data"
     return job.state
-
-
-def format_seconds(seconds: float) -> str:
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 def progress_fraction(job: jobs.Job) -> float:
@@ -138,7 +129,7 @@ def finished(job: jobs.Job, allowed: bool) -> None:
         cols[1].metric("Validation accuracy", f"{val:.2%}" if isinstance(val, (int, float)) else "—")
         cols[2].metric("Macro F1", f"{m['macro_f1']:.3f}")
         cols[3].metric("Trained", common.progress(run) or "?")
-        cols[4].metric("Training time", format_seconds(m.get("train_seconds", 0)))
+        cols[4].metric("Training time", figures.format_seconds(m.get("train_seconds", 0)))
     common.activation(run, allowed, key="activate")
 
 
