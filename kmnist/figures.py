@@ -33,7 +33,7 @@ def class_counts(counts: np.ndarray, classes: Sequence[ClassInfo], title: str) -
 
 def top_guesses(guesses: Sequence[Guess]) -> go.Figure:
     """The top-k probabilities as horizontal bars, the best guess on top."""
-    labels = [f"{g.char}  {g.romaji}" for g in guesses]
+    labels = [f"{g.char}  {g.romaji}" + (f" · {g.kanji}" if g.kanji else "") for g in guesses]
     probs = [g.prob for g in guesses]
     fig = go.Figure(go.Bar(
         x=probs, y=labels, orientation="h", marker_color=["#e45756"] + ["#4c78a8"] * (len(guesses) - 1),

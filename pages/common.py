@@ -126,7 +126,7 @@ def class_grid(images: np.ndarray, picks: list[np.ndarray], classes: list[ClassI
     for start in range(0, len(classes), cols):
         for column, c in zip(st.columns(cols), classes[start: start + cols]):
             with column:
-                show_strip(images[picks[c.index]], f"{c.char} {c.romaji} · class {c.index}", cols=4, factor=factor)
+                show_strip(images[picks[c.index]], f"{c.label()} · class {c.index}", cols=4, factor=factor)
 
 
 def test_split(run: runs.Run) -> tuple[np.ndarray, np.ndarray, np.ndarray] | str:

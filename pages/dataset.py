@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from kmnist import datasets, figures
+from kmnist.classes import HENTAIGANA_NOTE
 from pages import common
 
 SAMPLES = 8  # example images per class
@@ -42,7 +43,8 @@ else:
     if images is None:
         st.info(common.missing_note(pick, split))
     else:
-        st.caption(f"{SAMPLES} random {split} images of each class, as stored: light ink on black, 28×28 pixels.")
+        st.caption(f"{SAMPLES} random {split} images of each class, as stored: light ink on black, 28×28 pixels. "
+                   "Each class is named with its character, romaji and source kanji. " + HENTAIGANA_NOTE)
         common.class_grid(images, common.samples(pick, split, len(classes), SAMPLES), classes)
 
 st.subheader("Download the official datasets")
