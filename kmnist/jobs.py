@@ -185,7 +185,10 @@ def _lock():
 
 
 def _new_run_id(request: JobRequest) -> str:
-    base = runs.new_run_id(preset(request.arch).replace(arch=request.arch, dataset=request.dataset))
+    return _unique(runs.new_run_id(preset(request.arch).replace(arch=request.arch, dataset=request.dataset)))
+
+
+def _unique(base: str) -> str:
     run_id, n = base, 1
     while (runs.runs_dir() / run_id).exists() or (jobs_dir() / f"{run_id}.json").exists():
         n += 1
@@ -195,11 +198,17 @@ def _new_run_id(request: JobRequest) -> str:
 
 def command(request: JobRequest, run_id: str, data_root: Path | None = None) -> list[str]:
     """The command line a job runs."""
-    argv = [sys.executable, "-m", "kmnist", "train", "--dataset", request.dataset, "--arch", request.arch,
-            "--epochs", str(request.epochs), "--batch-size", str(request.batch_size), "--seed", str(request.seed),
-            "--run-id", run_id, "--data-dir", str(datasets.data_dir(data_root).resolve()), "--json"]
+    argv = ["train", "--dataset", request.dataset, "--arch", request.arch,
+            "--epochs", str(request.epochs), "--batch-size", str(request.batch_size), "--seed", str(request.seed)]
     if request.limit:
         argv += ["--limit", str(request.limit)]
+    return _kmnist(argv, run_id, data_root)
+
+
+def _kmnist(args: list[str], run_id: str, data_root: Path | None) -> list[str]:
+    """`python -m kmnist ARGS` writing run `run_id`, niced."""
+    argv = [sys.executable, "-m", "kmnist", *args, "--run-id", run_id,
+            "--data-dir", str(datasets.data_dir(data_root).resolve()), "--json"]
     nice = shutil.which("nice")
     return [nice, "-n", str(NICENESS), *argv] if nice else argv  # nice execs, so the pid stays the trainer's
 
@@ -216,16 +225,40 @@ def start(request: JobRequest, data_root: Path | None = None) -> str:
         raise JobError(datasets.missing_message(status, status.missing))
     if request.epochs < 1 or request.batch_size < 1:
         raise JobError("epochs and batch size must be at least 1")
+    return _launch(lambda: _new_run_id(request), lambda run_id: command(request, run_id, data_root), asdict(request))
+
+
+def start_finetune(base_id: str, drawings: str, epochs: int = 3, data_root: Path | None = None) -> str:
+    """Fine-tune a run with a drawings dataset in the background (kmnist.finetune); returns the new run id."""
+    from kmnist.finetune import new_run_id
+    if not training_allowed():
+        raise JobError("Training is turned off here (KMNIST_ALLOW_TRAINING=0): this app is read-only.")
+    try:
+        base = runs.get_run(base_id)
+    except (ValueError, runs.RunNotFoundError) as e:
+        raise JobError(str(e)) from None
+    status = datasets.status(base.config.dataset, data_root)
+    if not status.trainable:
+        raise JobError(datasets.missing_message(status, status.missing))
+    if epochs < 1:
+        raise JobError("epochs must be at least 1")
+    args = ["finetune", "--run", base_id, "--with", drawings, "--epochs", str(epochs)]
+    return _launch(lambda: _unique(new_run_id(base)), lambda run_id: _kmnist(args, run_id, data_root),
+                   {"finetune": base_id, "drawings": drawings, "epochs": epochs})
+
+
+def _launch(new_id, argv_for, request: dict) -> str:
+    """Start `argv_for(run_id)` in the background unless a job runs; record it for the pages to find."""
     with _lock():
         busy = running()
         if busy:
             raise JobError(f"Training run {busy.run_id!r} is still {busy.state}: one training at a time, "
                            "because a second one would halve the speed of both. Wait for it or cancel it.")
-        run_id = _new_run_id(request)
+        run_id = new_id()
         log = jobs_dir() / f"{run_id}.log"
         env = os.environ | {"KMNIST_RUNS_DIR": str(runs.runs_dir().resolve()), "TF_CPP_MIN_LOG_LEVEL": "2",
                             "PYTHONUNBUFFERED": "1"}
-        argv = command(request, run_id, data_root)
+        argv = argv_for(run_id)
         with open(log, "wb") as out:
             # Its own session: the training outlives a page rerun, and a Ctrl-C in the app's terminal.
             proc = subprocess.Popen(argv, cwd=files.ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
@@ -233,7 +266,7 @@ def start(request: JobRequest, data_root: Path | None = None) -> str:
         stat = _proc_stat(proc.pid)
         files.write_json(jobs_dir() / f"{run_id}.json", {
             "run_id": run_id, "pid": proc.pid, "proc_start": stat[1] if stat else None, "started": time.time(),
-            "log": str(log), "argv": argv, "request": asdict(request)})
+            "log": str(log), "argv": argv, "request": request})
     return run_id
 
 

@@ -125,8 +125,12 @@ def _make_callbacks(run_dir: Path, config: TrainConfig, steps: int, started: flo
 
 def train(config: TrainConfig, dataset: datasets.Dataset | None = None, callbacks: Sequence = (),
           runs_root: Path | None = None, data_root: Path | None = None, run_id: str | None = None,
-          verbose: int = 0) -> runs.Run:
-    """Train a model as `config` says and leave a complete run directory, also when cancelled or failed."""
+          verbose: int = 0, start_from=None, extra: tuple[np.ndarray, np.ndarray] | None = None) -> runs.Run:
+    """Train a model as `config` says and leave a complete run directory, also when cancelled or failed.
+
+    Fine-tuning (kmnist.finetune) passes `start_from`, a model whose weights training starts from, and
+    `extra`, (images, labels) added to the training split only, after validation is carved out.
+    """
     import keras
     from kmnist import models
 
@@ -157,12 +161,18 @@ def train(config: TrainConfig, dataset: datasets.Dataset | None = None, callback
         if config.class_weighting not in ("none", "balanced"):
             raise ValueError(f"unknown class_weighting {config.class_weighting!r}")
         weights = class_weights(train_y[tr], num_classes) if config.class_weighting == "balanced" else None
-        steps = int(np.ceil(len(tr) / config.batch_size))
+        fit_x, fit_y = train_x[tr], train_y[tr]
+        if extra is not None and len(extra[0]):
+            fit_x, fit_y = np.concatenate([fit_x, extra[0]]), np.concatenate([fit_y, extra[1]]).astype(train_y.dtype)
+        steps = int(np.ceil(len(fit_x) / config.batch_size))
         with strategy_for(config.strategy).scope():
-            model = models.compile_model(models.build(config.arch, num_classes), config, steps)
+            model = models.build(config.arch, num_classes)
+            if start_from is not None:
+                model.set_weights(start_from.get_weights())
+            model = models.compile_model(model, config, steps)
         follow = _make_callbacks(run_dir, config, steps, started, stop)
         fit_start = time.time()
-        model.fit(make_pipeline(train_x[tr], train_y[tr], num_classes, config, True, weights),
+        model.fit(make_pipeline(fit_x, fit_y, num_classes, config, True, weights),
                   validation_data=make_pipeline(train_x[va], train_y[va], num_classes, config, False)
                   if len(va) else None,
                   epochs=config.epochs, verbose=verbose, callbacks=[follow, *callbacks],
@@ -186,10 +196,10 @@ def train(config: TrainConfig, dataset: datasets.Dataset | None = None, callback
         metrics = rep.to_json() | {
             "state": state, "epochs_done": epochs_done, "train_seconds": train_seconds,
             "wall_seconds": time.time() - started,
-            "train_images_per_s": len(tr) * max(epochs_done, 1) / max(train_seconds, 1e-9),
+            "train_images_per_s": len(fit_x) * max(epochs_done, 1) / max(train_seconds, 1e-9),
             "eval_images_per_s": len(y_pred) / max(eval_seconds, 1e-9),
             "params": int(model.count_params()), "model_bytes": (run_dir / runs.MODEL_FILE).stat().st_size,
-            "train_images": int(len(tr)), "val_images": int(len(va)), "test_images": int(len(y_pred))}
+            "train_images": int(len(fit_x)), "val_images": int(len(va)), "test_images": int(len(y_pred))}
         files.write_json(run_dir / runs.METRICS_FILE, metrics)
         files.write_json(run_dir / runs.STATUS_FILE, {
             "state": state, "epoch": epochs_done, "epochs": config.epochs, "batch": steps, "batches": steps,
