@@ -10,6 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 import streamlit as st  # noqa: E402 - after the environment TensorFlow reads at import
 
 from kmnist import datasets, runs  # noqa: E402
+from pages import common  # noqa: E402
 
 STATE_ICON = {"complete": ":material/check_circle:", "partial": ":material/incomplete_circle:",
               "absent": ":material/radio_button_unchecked:"}
@@ -45,4 +46,7 @@ page = st.navigation([
     st.Page("pages/training.py", title="Training", icon=":material/model_training:"),
 ])
 sidebar()
+active = runs.active_run()
+if active is not None and active.has_model:
+    common.predictor(active)  # load and trace the model once per server, before the first stroke needs it
 page.run()

@@ -152,7 +152,7 @@ def samples_per_class(labels: np.ndarray, num_classes: int, k: int, seed: int = 
 
 def enlarge(image: np.ndarray, factor: int) -> np.ndarray:
     """Nearest-neighbour upscaling, so browsers show sharp pixels instead of a blur."""
-    return np.kron(np.asarray(image), np.ones((factor, factor), dtype=np.asarray(image).dtype))
+    return np.repeat(np.repeat(np.asarray(image), factor, axis=0), factor, axis=1)  # grey (H, W) or colour (H, W, 3)
 
 
 def tile(images: np.ndarray, cols: int, factor: int = 2, gap: int = 2, fill: int = 64) -> np.ndarray:

@@ -107,6 +107,32 @@ def forms_for(run: runs.Run, model, root: Path | None = None) -> Forms | None:
     return forms
 
 
+# One drawing, from whichever input made it.
+
+@dataclass
+class Drawn:
+    """A drawing ready for the tutor: the canvas, an upload or the live component all produce one."""
+    seen: np.ndarray  # uint8 (28, 28): framed like the dataset, what the model reads
+    raw: bytes | np.ndarray | None  # the picture as drawn or uploaded: PNG/JPEG bytes or an RGBA/grey array
+    source: str  # "canvas", "upload" or "live"
+
+    @property
+    def key(self) -> str:
+        """Identifies the drawing: the same framed image from the same input is the same drawing."""
+        import hashlib
+        return hashlib.sha1(self.source.encode() + np.ascontiguousarray(self.seen).tobytes()).hexdigest()[:12]
+
+    def raw_png(self) -> bytes | None:
+        """The raw picture as PNG bytes (uploads keep their own encoding)."""
+        if self.raw is None or isinstance(self.raw, bytes):
+            return self.raw
+        import io
+        from PIL import Image
+        buf = io.BytesIO()
+        Image.fromarray(np.asarray(self.raw, np.uint8)).save(buf, format="PNG")
+        return buf.getvalue()
+
+
 # What a drawing resembles and where the model looked.
 
 @dataclass
@@ -175,12 +201,19 @@ def overlay(image: np.ndarray, heat: np.ndarray, strength: float = 0.75) -> np.n
     return ((grey * (1 - a) + colour * a) * 255).round().astype(np.uint8)
 
 
-def trace_background(form: np.ndarray, size: int, strength: float = 0.25) -> np.ndarray:
-    """A form as a faint grey character on white, at canvas size, to draw over: uint8 RGB (size, size, 3)."""
+def trace_background(form: np.ndarray | None, size: int, strength: float = 0.25) -> bytes:
+    """PNG bytes of a form as a faint grey character on white paper at canvas size (plain paper for None).
+
+    The canvas shows it behind the strokes and never sends it back, so it is not read as ink.
+    """
+    import io
     from PIL import Image
+    form = np.zeros((SIZE, SIZE), np.uint8) if form is None else form
     big = np.asarray(Image.fromarray(form).resize((size, size), Image.Resampling.BICUBIC), np.float32) / 255.0
-    grey = 255.0 * (1.0 - strength * np.clip(big, 0, 1))
-    return np.repeat(grey.round().astype(np.uint8)[..., None], 3, axis=-1)
+    grey = (255.0 * (1.0 - strength * np.clip(big, 0, 1))).round().astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(grey).convert("RGB").save(buf, format="PNG")
+    return buf.getvalue()
 
 
 # Practice: the page names a class, the person draws it, the page scores it.
