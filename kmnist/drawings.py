@@ -27,12 +27,12 @@ from kmnist.preprocess import SIZE
 
 NAME = "my-drawings"  # the dataset folder the Draw page saves into
 TEST_EVERY = 5  # every fifth drawing saved is held out (test split)
-ID_RE = re.compile(r"^[0-9]{8}T[0-9]{6}-[0-9a-f]{8}$")
+ID_RE = re.compile(r"^[0-9]{8}T[0-9]{12}-[0-9a-f]{8}$")
 
 
 @dataclass
 class Drawing:
-    id: str  # unique id, time-ordered: "20250101T120000-1a2b3c4d"
+    id: str  # unique id, in saving order: "20250101T120000123456-1a2b3c4d" (UTC, microseconds)
     char: str  # the character it shows (what the person confirmed or chose)
     label: int  # its index in the dataset's class map
     split: str  # "train" or "test"
@@ -95,7 +95,7 @@ def save(image: np.ndarray, raw_png: bytes | None, char: str, predicted: str, ru
         raise ValueError(f"a drawing is saved as its framed 28x28 image, not {image.shape}")
     path = folder(name, root)
     stamp = datetime.now(timezone.utc)
-    drawing_id = f"{stamp:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    drawing_id = f"{stamp:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"  # sorts in saving order
     with _locked(path, exclusive=True):
         records = _records(path)
         records.mkdir(exist_ok=True)

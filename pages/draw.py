@@ -181,7 +181,8 @@ def right_or_not(run, drawn: tutor.Drawn, best) -> None:
         st.success(f"Saved to your drawings ({drawings.NAME}) as {saved[drawn.key]}. Draw the next one, or see "
                    "them on the Dataset page.")
         return
-    ask, act = st.columns([3, 2], vertical_alignment="bottom")
+    box = st.empty()  # the saved note replaces the question at once, without another run
+    ask, act = box.container().columns([3, 2], vertical_alignment="bottom")
     truth = ask.selectbox("Right? This drawing shows", [c.index for c in run.classes], index=best.index,
                           format_func=lambda i: run.classes[i].label(), key=f"truth-{drawn.key}",
                           help="Pick the character you meant if the model got it wrong")
@@ -195,7 +196,8 @@ def right_or_not(run, drawn: tutor.Drawn, best) -> None:
             st.error(f"Could not save the drawing: {e}")
             return
         saved[drawn.key] = char
-        st.rerun(scope="fragment")
+        box.success(f"Saved to your drawings ({drawings.NAME}) as {char}. Draw the next one, or see them on the "
+                    "Dataset page.")
 
 
 def resembles(run, drawn: tutor.Drawn) -> None:
