@@ -52,6 +52,11 @@ def canvas_key() -> str:
     return f"canvas-{st.session_state.get('canvas_clears', 0)}"
 
 
+def upload_key() -> str:
+    n = st.session_state.get("upload_clears", 0)
+    return f"upload-{n}" if n else "upload"  # a new key empties the uploader
+
+
 def clear() -> None:
     # A new key mounts a fresh, empty canvas; the kept drawing goes too.
     st.session_state["canvas_clears"] = st.session_state.get("canvas_clears", 0) + 1
@@ -80,7 +85,9 @@ def new_target(num_classes: int) -> None:
 
 
 def current(run, canvas, upload) -> tutor.Drawn | str | None:
-    """The drawing to read, a message saying why there is none, or None when nothing is drawn yet."""
+    """The drawing to read, a message saying why there is none, or None when nothing is drawn yet.
+
+    A file that is no readable picture raises BadImageError."""
     injected = st.session_state.get(INJECTED)
     drew = canvas.image_data if injected is None else injected
     if upload is not None and (st.session_state.get(SOURCE, "upload") == "upload" or drew is None):
@@ -89,8 +96,6 @@ def current(run, canvas, upload) -> tutor.Drawn | str | None:
         except EmptyImageError:
             return (f"The picture {upload.name} has no character in it: it looks blank. Upload a picture of "
                     "one character, dark on light or light on dark, or draw on the canvas.")
-        except BadImageError as e:
-            return f"Cannot use that file: {e}. Upload a PNG or JPEG picture of one character."
     if drew is None:
         return st.session_state.get(LAST)  # a drawing kept from an earlier visit, redrawn on the canvas
     try:
@@ -119,8 +124,11 @@ def board(run, background: bytes, target: int | None) -> None:
     answer_box = right.container()
     upload = st.file_uploader("…or upload a picture of one character (PNG or JPEG)", type=["png", "jpg", "jpeg"],
                               max_upload_size=MAX_UPLOAD_BYTES // (1024 * 1024), on_change=use, args=("upload",),
-                              key=f"upload-{st.session_state.get('upload_clears', 0)}")
-    drawn = current(run, canvas, upload)
+                              key=upload_key())
+    try:
+        drawn = current(run, canvas, upload)
+    except BadImageError as e:
+        drawn = e
     if upload is not None:
         reading = isinstance(drawn, tutor.Drawn) and drawn.source == "upload"
         note, button = st.columns([3, 1])
@@ -128,7 +136,9 @@ def board(run, background: bytes, target: int | None) -> None:
                      if reading else f"Reading your drawing; the uploaded file {upload.name} is set aside.")
         button.button("Remove upload", on_click=remove_upload, key="remove_upload")
     with answer_box:
-        if isinstance(drawn, str):
+        if isinstance(drawn, BadImageError):
+            st.error(f"Cannot use that file: {drawn}. Upload a PNG or JPEG picture of one character.")
+        elif isinstance(drawn, str):
             st.info(drawn)
         elif drawn is None:
             st.info("Draw a character on the canvas (or upload a picture) and the prediction appears here.")

@@ -97,7 +97,7 @@ def test_practice_scores_an_attempt_and_keeps_a_tally(seed, data):
 
 def test_blank_upload_says_there_is_no_character(seed, data):
     at = open_page()
-    at.file_uploader(key="upload-0").upload("blank.png", png(np.full((80, 80), 255, np.uint8)), "image/png")
+    at.file_uploader(key="upload").upload("blank.png", png(np.full((80, 80), 255, np.uint8)), "image/png")
     at.run()
     assert "has no character in it" in texts(at.info)
 
@@ -106,7 +106,7 @@ def test_drawing_after_an_upload_is_read_and_the_upload_can_be_removed(seed, dat
     picture = np.full((120, 90), 250, np.uint8)
     picture[20:100, 40:52] = 10
     at = open_page()
-    at.file_uploader(key="upload-0").upload("char.png", png(picture), "image/png")
+    at.file_uploader(key="upload").upload("char.png", png(picture), "image/png")
     at.run()
     assert "Reading the uploaded file char.png" in texts(at.caption)
     from_upload = at.session_state["last_drawing"].copy()
