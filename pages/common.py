@@ -58,7 +58,12 @@ def _model(model_path: str, stamp: float):
 
 @st.cache_resource(max_entries=3, show_spinner="Preparing the model…")
 def _predictor(model_path: str, stamp: float) -> Predictor:
-    return Predictor(_model(model_path, stamp))
+    import gc
+    predictor = Predictor(_model(model_path, stamp))
+    # Keras' clear_session, which Streamlit calls after every run, ends in gc.collect(): freezing the
+    # long-lived objects (TensorFlow, the model) keeps that collection from walking them on every stroke.
+    gc.freeze()
+    return predictor
 
 
 def model(run: runs.Run):
