@@ -53,7 +53,7 @@ if not mine:
     st.caption(f"None yet. Under every prediction on the Draw page, \"Right?\" saves the drawing with the character "
                f"you confirm or choose, into the {drawings.NAME} dataset in the data dir.")
 else:
-    st.caption(f"{len(mine)} drawings saved from the Draw page in `{drawings.folder()}`, in the official layout "
+    st.caption(f"{len(mine)} drawing{'s' if len(mine) != 1 else ''} saved from the Draw page in `{drawings.folder()}`, in the official layout "
                "(every fifth held out as test). Per character: "
                + ", ".join(f"{char} {n}" for char, n in drawings.counts(mine).items()))
     common.show_strip(np.stack([drawings.image(d) for d in mine[-48:]]),
