@@ -36,7 +36,9 @@ def sidebar() -> None:
             st.markdown(f"{STATE_ICON[state]} **{s.name}** {state}")
 
 
-st.set_page_config(page_title="Kuzushiji lab", page_icon=":material/draw:", layout="wide")
+# A local icon: a :material/...: page icon makes the browser fetch the favicon from Google's font host.
+st.set_page_config(page_title="Kuzushiji lab", page_icon=os.path.join(os.path.dirname(__file__), "assets", "icon.png"),
+                   layout="wide")
 page = st.navigation([
     st.Page("pages/draw.py", title="Draw", icon=":material/draw:", default=True),
     st.Page("pages/dataset.py", title="Dataset", icon=":material/dataset:"),

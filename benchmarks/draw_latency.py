@@ -1,10 +1,10 @@
 """Draw page latency in Chromium: pen up → answer updated, and the first answer on a freshly opened page.
 
 Starts `streamlit run app.py` (the shipped default model, a fresh runs dir), opens the Draw page in Debian's
-Chromium through Playwright, and draws. A stroke's time runs from the mouse-up to the moment the page shows
-the new 28x28 "What the model sees" (its picture changes with every stroke), so it includes the canvas's own
-send delay, the fragment's rerun and the browser's rendering. Writes benchmarks/draw_latency.json and prints a
-markdown table for BENCHMARKS.md.
+Chromium through Playwright, switches it to Server mode, and draws. A stroke's time runs from the mouse-up to
+the moment the page shows the new 28x28 "What the model sees" (its picture changes with every stroke), so it
+includes the canvas's own send delay, the fragment's rerun and the browser's rendering. Writes
+benchmarks/draw_latency.json and prints a markdown table for BENCHMARKS.md.
 
     python benchmarks/draw_latency.py [--strokes 30] [--first 8] [--out benchmarks/draw_latency.json]
 """
@@ -50,6 +50,7 @@ def stroke(page, box, a, b) -> float:
 
 def open_draw(page, url: str):
     page.goto(url)
+    page.get_by_text("Server", exact=True).click()  # the server canvas (Live, the default, has benchmarks/live.py)
     canvas = page.locator(CANVAS)
     canvas.wait_for(state="visible")
     page.get_by_text(HINT).wait_for()

@@ -59,9 +59,17 @@ def cmd_download(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from kmnist.config import preset
+    from kmnist.config import TrainConfig, preset
+    from kmnist.files import read_json
     from kmnist.train import train
-    config = preset(args.preset or args.arch or "seed").replace(
+    if args.config:
+        data = read_json(Path(args.config))
+        if not isinstance(data, dict):
+            raise ValueError(f"{args.config} is missing or not a training config (a JSON object of TrainConfig fields)")
+        base = TrainConfig.from_json(data)
+    else:
+        base = preset(args.preset or args.arch or "seed")
+    config = base.replace(
         arch=args.arch, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
         limit=args.limit, strategy=args.strategy, class_weighting=args.class_weighting)
     callbacks = [] if args.json else [_ProgressPrinter()]
@@ -123,28 +131,37 @@ def cmd_forms(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from kmnist.evaluate import report
+    from kmnist.evaluate import VALIDATION_KEYS, labels_for_run, report
     from kmnist.predict import predict_proba
     run = _run_or_active(args.run)
     name = args.dataset or run.config.dataset
     images = datasets.load_images(name, "test", args.data_dir)
     labels = datasets.load_labels(name, "test", args.data_dir)
-    classes = run.classes
-    if labels.max() >= len(classes):
-        raise ValueError(f"{name} has labels up to {labels.max()}, but run {run.id} knows {len(classes)} classes")
-    y_pred = predict_proba(run.load_model(), images, tta=run.config.tta).argmax(axis=1)
-    rep = report(labels, y_pred, classes)
+    # Another class table maps by character (a KMNIST run on K49 data) or is refused, naming both tables.
+    y_true, known = labels_for_run(labels, datasets.load_classes(name, args.data_dir), run.classes,
+                                   f"run {run.id}", f"dataset {name}")
+    y_pred = predict_proba(run.load_model(), images[known], tta=run.config.tta).argmax(axis=1)
+    rep = report(y_true, y_pred, run.classes)
+    validation = {k: run.metrics.get(k) for k in VALIDATION_KEYS}  # from training: the split is the run's own
     if args.json:
-        _print_json({"run": run.id, "dataset": name, "accuracy": rep.accuracy,
-                     "balanced_accuracy": rep.balanced_accuracy, "macro_f1": rep.macro_f1,
-                     "weighted_f1": rep.weighted_f1,
+        _print_json({"run": run.id, "dataset": name, "images": int(known.sum()), "dataset_images": len(labels),
+                     "accuracy": rep.accuracy, "balanced_accuracy": rep.balanced_accuracy,
+                     "macro_precision": rep.macro_precision, "macro_recall": rep.macro_recall,
+                     "macro_f1": rep.macro_f1, "weighted_f1": rep.weighted_f1,
+                     "classes_present": rep.classes_present, **validation,
                      "per_class": [{k: getattr(c, k) for k in ("index", "char", "precision", "recall", "f1",
                                                                "support")} for c in rep.per_class]})
     else:
         print(f"run {run.id} on {name} test ({len(labels)} images)\n")
+        if not known.all():
+            print(f"scored on the {known.sum()} images of the {rep.classes_present} characters the run knows, "
+                  "matched by character\n")
         print(rep.text)
         print(f"accuracy {rep.accuracy:.4f}  balanced accuracy {rep.balanced_accuracy:.4f}  "
-              f"macro F1 {rep.macro_f1:.4f}")
+              f"macro F1 {rep.macro_f1:.4f} (over the {rep.classes_present} classes with test images)")
+        if validation["val_accuracy"] is not None:
+            print(f"validation (at the end of training): accuracy {validation['val_accuracy']:.4f}  "
+                  f"balanced accuracy {validation['val_balanced_accuracy']:.4f}  loss {validation['val_loss']:.4f}")
     return 0
 
 
@@ -172,6 +189,21 @@ def cmd_predict(args) -> int:
         for r in results:
             print(f"{r['file']}: " + "  ".join(f"{g['char']} {g['prob']:.3f}" for g in r["top"]))
     return 1 if failed else 0
+
+
+def cmd_export(args) -> int:
+    from kmnist.export import ExportMismatchError, export_run
+    try:
+        info = export_run(_run_or_active(args.run))
+    except (FileNotFoundError, ExportMismatchError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        _print_json(info)
+    else:
+        print(f"{info['file']}: {info['bytes'] / 1e6:.1f} MB in {info['seconds']:.1f} s, max difference from "
+              f"Keras {info['max_abs_diff']:.2g} on {info['check_images']} images")
+    return 0
 
 
 def cmd_runs(args) -> int:
@@ -267,6 +299,8 @@ def parser() -> argparse.ArgumentParser:
     s = add("train", cmd_train, "train a model and write a run directory")
     s.add_argument("--arch", choices=list(ARCHITECTURES), help="architecture (default: the preset's, else seed)")
     s.add_argument("--preset", choices=list(PRESETS), help="recipe to start from (default: the --arch name)")
+    s.add_argument("--config", help="a TrainConfig JSON to start from instead of a preset, e.g. a run's "
+                   "config.json; the options below override it")
     s.add_argument("--dataset", help="dataset name (default: the preset's, kmnist6k for seed and resnet-bn)")
     s.add_argument("--epochs", type=int)
     s.add_argument("--batch-size", type=int)
@@ -312,6 +346,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--markdown", default="BENCHMARKS.md",
                    help="markdown file whose bench section is rewritten; '' for none (default: %(default)s)")
     data_dir(s), json_flag(s)
+    s = add("export", cmd_export, "export a run's model to model.onnx (checked against Keras) for the browser")
+    s.add_argument("--run", help="run id (default: the active model)")
+    json_flag(s)
     s = add("runs", cmd_runs, "list training runs (* marks the active model)")
     json_flag(s)
     s = add("activate", cmd_activate, "make a run the active model")

@@ -2,11 +2,29 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
+
+OPTIMIZERS = ("adadelta", "adamw")
+SCHEDULES = ("constant", "onecycle")
+CLASS_WEIGHTINGS = ("none", "balanced")
+STRATEGIES = ("default", "mirrored", "multi-worker")
+WORDS = {"arch": "architecture", "class_weighting": "class weighting"}  # field names as a message says them
 
 
-@dataclass
+def _check_type(name: str, value, kind: str) -> None:
+    """`value` is of the field's annotated type (bool is not a number here, an int is a float)."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok, words = {"bool": (isinstance(value, bool), "true or false"),
+                 "int": (number and isinstance(value, int), "a whole number"),
+                 "float": (number, "a number"),
+                 "str": (isinstance(value, str), "a string")}[kind]
+    if not ok:
+        raise ValueError(f"{name} must be {words}, not {value!r}")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
+    """Everything a training run needs besides the data, checked when made: a bad value is a ValueError."""
     arch: str = "seed"  # architecture name in kmnist.models.ARCHITECTURES
     dataset: str = "kmnist6k"  # dataset name (official or a dataset folder)
     epochs: int = 12  # passes over the training split
@@ -27,17 +45,44 @@ class TrainConfig:
     tta: bool = False  # average predictions over small shifts at evaluation
     strategy: str = "default"  # tf.distribute strategy: "default", "mirrored" or "multi-worker"
     limit: int = 0  # use only the first N training images, 0 = all (for smoke tests)
-    framing: dict = field(default_factory=dict)  # measured dataset framing (filled in by train)
+
+    def __post_init__(self):
+        from kmnist.models import ARCHITECTURES  # deferred: models imports this module
+        for f in dataclasses.fields(self):
+            _check_type(f.name, getattr(self, f.name), f.type)
+        for name, allowed in (("arch", tuple(ARCHITECTURES)), ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
+                              ("class_weighting", CLASS_WEIGHTINGS), ("strategy", STRATEGIES)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"unknown {WORDS.get(name, name)} {getattr(self, name)!r}; choose one of {', '.join(allowed)}")
+        rules = (("dataset", bool(self.dataset), "a dataset name"),
+                 ("epochs", self.epochs >= 1, "at least 1"),
+                 ("batch_size", self.batch_size >= 1, "at least 1"),
+                 ("seed", self.seed >= 0, "at least 0"),
+                 ("limit", self.limit >= 0, "at least 0 (0 = all images)"),
+                 ("val_fraction", 0 <= self.val_fraction < 1, "in [0, 1)"),
+                 ("learning_rate", self.learning_rate > 0, "positive"),
+                 ("rho", 0 < self.rho < 1, "in (0, 1)"),
+                 ("weight_decay", self.weight_decay >= 0, "at least 0"),
+                 ("warmup_epochs", self.warmup_epochs >= 0, "at least 0"),
+                 ("label_smoothing", 0 <= self.label_smoothing < 1, "in [0, 1)"),
+                 ("augment", self.augment >= 0, "at least 0"),
+                 ("elastic", self.elastic >= 0, "at least 0"),
+                 ("ema", 0 <= self.ema < 1, "in [0, 1)"))
+        for name, ok, rule in rules:  # comparisons with NaN are false, so NaN is refused too
+            if not ok:
+                raise ValueError(f"{name} must be {rule}, not {getattr(self, name)!r}")
 
     def to_json(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict) -> "TrainConfig":
+        """A config from its JSON; keys it does not know (e.g. `framing`, kept by runs before 2027) are left out."""
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def replace(self, **changes) -> "TrainConfig":
+        """A copy with the given fields changed; None leaves a field as it is (unset command-line options)."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
@@ -59,6 +104,7 @@ PRESETS: dict[str, TrainConfig] = {"seed": SEED, "resnet-bn": RESNET_BN, "k49": 
 
 
 def preset(name: str) -> TrainConfig:
+    """A named recipe (configs are frozen, so the preset itself is handed out)."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return dataclasses.replace(PRESETS[name])
+    return PRESETS[name]

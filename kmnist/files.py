@@ -16,19 +16,33 @@ ROOT = Path(__file__).resolve().parent.parent  # the project checkout: assets/, 
 
 
 @contextmanager
-def atomic_open(path: Path, mode: str = "w", suffix: str = ""):
-    """Write a file under a temporary name in its folder, flush it to disk and rename it into place."""
+def atomic_path(path: Path, suffix: str = ""):
+    """A temporary name beside `path`, for writers that want a file name (Keras wants one ending in .keras).
+
+    When the block ends without an error the file is flushed to disk and renamed into place; otherwise it is
+    removed and `path` is left as it was.
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())  # the rename must not reach the disk before the bytes do
+        yield Path(tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # the rename must not reach the disk before the bytes do
+        finally:
+            os.close(fd)
         os.chmod(tmp, 0o644)  # mkstemp makes files private; runs, maps and data are meant to be shared and read
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_open(path: Path, mode: str = "w", suffix: str = ""):
+    """Write a file under a temporary name in its folder, flush it to disk and rename it into place."""
+    with atomic_path(path, suffix) as tmp, open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+        yield f
 
 
 def write_json(path: Path, data) -> None:

@@ -13,11 +13,11 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kmnist import datasets, files, runs
-from kmnist.config import preset
+from kmnist.config import TrainConfig
 
 ACTIVE_STATES = ("starting", "running")
 NICENESS = 10  # training runs below the app's priority, so pages stay responsive meanwhile
@@ -26,16 +26,6 @@ LOG_TAIL = 2000  # characters of the log quoted when a job died without a status
 
 class JobError(RuntimeError):
     """A job cannot be started or found; the message says why."""
-
-
-@dataclass
-class JobRequest:
-    dataset: str  # dataset to train on (must have train and test images and labels)
-    arch: str = "seed"  # architecture name in kmnist.models.ARCHITECTURES
-    epochs: int = 12  # passes over the training split
-    batch_size: int = 128  # images per gradient step
-    seed: int = 0  # seeds the split, the weights and the augmentation
-    limit: int = 0  # use only the first N training images, 0 = all
 
 
 @dataclass
@@ -134,6 +124,8 @@ def _records() -> dict[str, dict]:
     found = {}
     if jobs_dir().is_dir():
         for p in jobs_dir().glob("*.json"):
+            if p.name.endswith(".config.json"):
+                continue  # a job's training config, beside its record
             record = files.read_json(p)
             if isinstance(record, dict) and record.get("run_id"):
                 found[record["run_id"]] = record
@@ -184,11 +176,12 @@ def _lock():
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _new_run_id(request: JobRequest) -> str:
-    return _unique(runs.new_run_id(preset(request.arch).replace(arch=request.arch, dataset=request.dataset)))
+def _new_run_id(config: TrainConfig) -> str:
+    return _unique(runs.new_run_id(config))
 
 
 def _unique(base: str) -> str:
+    """`base`, or `base-2`, `base-3`... whichever no run or job has yet."""
     run_id, n = base, 1
     while (runs.runs_dir() / run_id).exists() or (jobs_dir() / f"{run_id}.json").exists():
         n += 1
@@ -196,13 +189,14 @@ def _unique(base: str) -> str:
     return run_id
 
 
-def command(request: JobRequest, run_id: str, data_root: Path | None = None) -> list[str]:
-    """The command line a job runs."""
-    argv = ["train", "--dataset", request.dataset, "--arch", request.arch,
-            "--epochs", str(request.epochs), "--batch-size", str(request.batch_size), "--seed", str(request.seed)]
-    if request.limit:
-        argv += ["--limit", str(request.limit)]
-    return _kmnist(argv, run_id, data_root)
+def config_path(run_id: str) -> Path:
+    """Where a job's training config waits for its process to read it."""
+    return jobs_dir() / f"{run_id}.config.json"
+
+
+def command(run_id: str, data_root: Path | None = None) -> list[str]:
+    """The command line a job runs: the CLI's train, reading the job's config file."""
+    return _kmnist(["train", "--config", str(config_path(run_id).resolve())], run_id, data_root)
 
 
 def _kmnist(args: list[str], run_id: str, data_root: Path | None) -> list[str]:
@@ -213,19 +207,18 @@ def _kmnist(args: list[str], run_id: str, data_root: Path | None) -> list[str]:
     return [nice, "-n", str(NICENESS), *argv] if nice else argv  # nice execs, so the pid stays the trainer's
 
 
-def start(request: JobRequest, data_root: Path | None = None) -> str:
-    """Start a training in the background and return its run id; refuses while another one runs."""
-    from kmnist.models import ARCHITECTURES
+def start(config: TrainConfig, data_root: Path | None = None) -> str:
+    """Start a training as `config` says, in the background; return its run id. Refuses while another runs."""
     if not training_allowed():
         raise JobError("Training is turned off here (KMNIST_ALLOW_TRAINING=0): this app is read-only.")
-    if request.arch not in ARCHITECTURES:
-        raise JobError(f"unknown architecture {request.arch!r}; choose one of {', '.join(ARCHITECTURES)}")
-    status = datasets.status(request.dataset, data_root)
+    status = datasets.status(config.dataset, data_root)
     if not status.trainable:
         raise JobError(datasets.missing_message(status, status.missing))
-    if request.epochs < 1 or request.batch_size < 1:
-        raise JobError("epochs and batch size must be at least 1")
-    return _launch(lambda: _new_run_id(request), lambda run_id: command(request, run_id, data_root), asdict(request))
+
+    def argv_for(run_id: str) -> list[str]:
+        files.write_json(config_path(run_id), config.to_json())
+        return command(run_id, data_root)
+    return _launch(lambda: _new_run_id(config), argv_for)
 
 
 def start_finetune(base_id: str, drawings: str, epochs: int = 3, data_root: Path | None = None) -> str:
@@ -243,12 +236,13 @@ def start_finetune(base_id: str, drawings: str, epochs: int = 3, data_root: Path
     if epochs < 1:
         raise JobError("epochs must be at least 1")
     args = ["finetune", "--run", base_id, "--with", drawings, "--epochs", str(epochs)]
-    return _launch(lambda: _unique(new_run_id(base)), lambda run_id: _kmnist(args, run_id, data_root),
-                   {"finetune": base_id, "drawings": drawings, "epochs": epochs})
+    return _launch(lambda: _unique(new_run_id(base)), lambda run_id: _kmnist(args, run_id, data_root))
 
 
-def _launch(new_id, argv_for, request: dict) -> str:
-    """Start `argv_for(run_id)` in the background unless a job runs; record it for the pages to find."""
+def _launch(new_id, argv_for) -> str:
+    """Start `argv_for(run_id)` in the background unless a job runs; record it for the pages to find.
+
+    Both are called under the job lock, so two pages starting at once get one job and one refusal."""
     with _lock():
         busy = running()
         if busy:
@@ -266,7 +260,7 @@ def _launch(new_id, argv_for, request: dict) -> str:
         stat = _proc_stat(proc.pid)
         files.write_json(jobs_dir() / f"{run_id}.json", {
             "run_id": run_id, "pid": proc.pid, "proc_start": stat[1] if stat else None, "started": time.time(),
-            "log": str(log), "argv": argv, "request": request})
+            "log": str(log), "argv": argv})
     return run_id
 
 
@@ -289,45 +283,3 @@ def cancel(run_id: str) -> Job:
 
 def read_log(job: Job) -> str:
     return _log_tail(job.log)
-
-
-def describe(job: Job) -> str:
-    """One line: where the job stands."""
-    s = job.status
-    if job.state == "running":
-        eta = s.get("eta_s")
-        return (f"epoch {s.get('epoch', 0)}/{s.get('epochs', '?')} · batch {s.get('batch', 0)}/{s.get('batches', '?')}"
-                + (f" · about {format_seconds(eta)} left" if eta is not None else ""))
-    if job.state == "starting":
-        return "starting: loading TensorFlow and the data"
-    return job.state
-
-
-def format_seconds(seconds: float) -> str:
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-
-
-def progress_fraction(job: Job) -> float:
-    """Share of the training done, 0..1, from epoch and batch."""
-    s = job.status
-    if job.state == "completed":
-        return 1.0
-    epochs, batches = s.get("epochs") or 0, s.get("batches") or 0
-    if not epochs or not batches:
-        return 0.0
-    done = (max(s.get("epoch", 1) - 1, 0) * batches + s.get("batch", 0)) / (epochs * batches)
-    return min(max(done, 0.0), 1.0)
-
-
-def live_point(job: Job) -> tuple[float, dict[str, float]] | None:
-    """The running epoch's metrics so far and where they sit on an epoch axis (epoch e ends at x = e)."""
-    s = job.status
-    metrics = {k: v for k, v in (s.get("metrics") or {}).items() if k in ("loss", "accuracy")}
-    if job.state != "running" or not s.get("batches") or not metrics:
-        return None
-    return max(s.get("epoch", 1) - 1, 0) + s.get("batch", 0) / s["batches"], metrics

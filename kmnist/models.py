@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from kmnist.config import TrainConfig
+if TYPE_CHECKING:  # config imports this module to check architecture names
+    from kmnist.config import TrainConfig
 
 # Factories import Keras themselves, so listing architectures (CLI --help) stays instant.
 

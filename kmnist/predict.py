@@ -34,6 +34,19 @@ class Predictor:
         return np.asarray(self._call(to_input(image)))[0]
 
 
+class OnnxPredictor:
+    """The same call as Predictor on a run's exported model.onnx: onnxruntime, untouched by Keras resets."""
+
+    def __init__(self, path):
+        from kmnist.export import session
+        self._session = session(path)
+        self._input = self._session.get_inputs()[0].name
+        self(np.zeros((28, 28), np.uint8))  # allocate now, not on the first stroke
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        return self._session.run(None, {self._input: to_input(image)})[0][0]
+
+
 @dataclass
 class Guess:
     index: int  # class index

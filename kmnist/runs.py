@@ -19,7 +19,7 @@ DEFAULT_POINTER = SHIPPED / "DEFAULT"  # the shipped default model's run id
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,119}$")
 MODEL_FILE, CONFIG_FILE, CLASSES_FILE = "model.keras", "config.json", "classes.json"
 HISTORY_FILE, METRICS_FILE, STATUS_FILE = "history.json", "metrics.json", "status.json"
-PREDICTIONS_FILE, CANCEL_FILE = "test_predictions.npy", "CANCEL"
+PREDICTIONS_FILE, CANCEL_FILE, FRAMING_FILE = "test_predictions.npy", "CANCEL", "framing.json"
 
 
 class RunNotFoundError(LookupError):
@@ -72,7 +72,9 @@ class Run:
 
     @property
     def framing(self) -> Framing:
-        return Framing(**self.config.framing) if self.config.framing else DEFAULT_FRAMING
+        """How its training images were framed; runs made before framing.json kept it in config.json."""
+        framing = read_json(self.path / FRAMING_FILE) or read_json(self.path / CONFIG_FILE, {}).get("framing")
+        return Framing(**framing) if framing else DEFAULT_FRAMING
 
     @property
     def status(self) -> dict:

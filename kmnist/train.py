@@ -7,6 +7,7 @@ import threading
 import time
 import traceback
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -15,7 +16,8 @@ import numpy as np
 from kmnist import classes as cls, files
 from kmnist import datasets, runs
 from kmnist.config import TrainConfig
-from kmnist.evaluate import report
+from kmnist.evaluate import VALIDATION_KEYS, report, validation_scores
+from kmnist.export import export_or_record
 from kmnist.preprocess import measure_framing, to_input
 
 STATUS_EVERY = 0.5  # seconds between status rewrites during an epoch
@@ -123,6 +125,22 @@ def _make_callbacks(run_dir: Path, config: TrainConfig, steps: int, started: flo
     return Follow()
 
 
+@dataclass
+class Prepared:
+    """A run's data, split and ready to fit."""
+    config: TrainConfig  # the config as run (naming the dataset as loaded)
+    classes: list[cls.ClassInfo]  # the class table
+    train: datasets.Split  # images the model fits
+    val: datasets.Split  # held out of the fit, for the per-epoch and final validation scores
+    test: datasets.Split  # reported only, never used for a choice
+    weights: np.ndarray | None  # per-class loss weights, None when unweighted
+
+    @property
+    def steps(self) -> int:
+        """Batches per epoch."""
+        return int(np.ceil(len(self.train.labels) / self.config.batch_size))
+
+
 def train(config: TrainConfig, dataset: datasets.Dataset | None = None, callbacks: Sequence = (),
           runs_root: Path | None = None, data_root: Path | None = None, run_id: str | None = None,
           verbose: int = 0, start_from=None, extra: tuple[np.ndarray, np.ndarray] | None = None) -> runs.Run:
@@ -131,11 +149,6 @@ def train(config: TrainConfig, dataset: datasets.Dataset | None = None, callback
     Fine-tuning (kmnist.finetune) passes `start_from`, a model whose weights training starts from, and
     `extra`, (images, labels) added to the training split only, after validation is carved out.
     """
-    import keras
-    from kmnist import models
-
-    if config.arch not in models.ARCHITECTURES:
-        raise ValueError(f"unknown architecture {config.arch!r}; choose one of {', '.join(models.ARCHITECTURES)}")
     if dataset is None:  # before the run dir exists: missing data is a message, not a failed run
         dataset = datasets.load(config.dataset, data_root)
     run_id = runs.validate_run_id(run_id or runs.new_run_id(config))
@@ -146,66 +159,10 @@ def train(config: TrainConfig, dataset: datasets.Dataset | None = None, callback
     files.write_json(run_dir / runs.STATUS_FILE, status)
     restore = _install_signal_handlers(stop)
     try:
-        if config.dataset != dataset.name:
-            config = config.replace(dataset=dataset.name)
-        train_x, train_y = dataset.train.images, dataset.train.labels
-        if config.limit:
-            train_x, train_y = train_x[: config.limit], train_y[: config.limit]
-        num_classes = len(dataset.classes)
-        config.framing = measure_framing(train_x, seed=config.seed).to_json()
-        files.write_json(run_dir / runs.CONFIG_FILE, config.to_json())
-        files.write_json(run_dir / runs.CLASSES_FILE, cls.to_json(dataset.classes))
-
-        keras.utils.set_random_seed(config.seed)
-        tr, va = split_train_val(train_y, config.val_fraction, config.seed)
-        if config.class_weighting not in ("none", "balanced"):
-            raise ValueError(f"unknown class_weighting {config.class_weighting!r}")
-        weights = class_weights(train_y[tr], num_classes) if config.class_weighting == "balanced" else None
-        fit_x, fit_y = train_x[tr], train_y[tr]
-        if extra is not None and len(extra[0]):
-            fit_x, fit_y = np.concatenate([fit_x, extra[0]]), np.concatenate([fit_y, extra[1]]).astype(train_y.dtype)
-        steps = int(np.ceil(len(fit_x) / config.batch_size))
-        with strategy_for(config.strategy).scope():
-            model = models.build(config.arch, num_classes)
-            if start_from is not None:
-                model.set_weights(start_from.get_weights())
-            model = models.compile_model(model, config, steps)
-        follow = _make_callbacks(run_dir, config, steps, started, stop)
-        fit_start = time.time()
-        model.fit(make_pipeline(fit_x, fit_y, num_classes, config, True, weights),
-                  validation_data=make_pipeline(train_x[va], train_y[va], num_classes, config, False)
-                  if len(va) else None,
-                  epochs=config.epochs, verbose=verbose, callbacks=[follow, *callbacks],
-                  shuffle=False)  # the pipeline shuffles, seeded
-        train_seconds = time.time() - fit_start
-        state = "cancelled" if stop.is_set() else "completed"
-        # Save an uncompiled copy: the optimizer's slots would triple the file for no use at inference.
-        inference = models.build(config.arch, num_classes)
-        inference.set_weights(model.get_weights())
-        inference.save(run_dir / runs.MODEL_FILE)
-        files.write_json(run_dir / runs.HISTORY_FILE, follow.history)
-
-        from kmnist.predict import predict_proba
-        eval_start = time.time()
-        probs = predict_proba(model, dataset.test.images, tta=config.tta)
-        eval_seconds = time.time() - eval_start
-        y_pred = probs.argmax(axis=1).astype(np.uint8)
-        np.save(run_dir / runs.PREDICTIONS_FILE, y_pred)
-        rep = report(dataset.test.labels, y_pred, dataset.classes)
-        epochs_done = len(follow.history.get("loss", []))
-        metrics = rep.to_json() | {
-            "state": state, "epochs_done": epochs_done, "train_seconds": train_seconds,
-            "wall_seconds": time.time() - started,
-            "train_images_per_s": len(fit_x) * max(epochs_done, 1) / max(train_seconds, 1e-9),
-            "eval_images_per_s": len(y_pred) / max(eval_seconds, 1e-9),
-            "params": int(model.count_params()), "model_bytes": (run_dir / runs.MODEL_FILE).stat().st_size,
-            "train_images": int(len(fit_x)), "val_images": int(len(va)), "test_images": int(len(y_pred))}
-        files.write_json(run_dir / runs.METRICS_FILE, metrics)
-        files.write_json(run_dir / runs.STATUS_FILE, {
-            "state": state, "epoch": epochs_done, "epochs": config.epochs, "batch": steps, "batches": steps,
-            "elapsed_s": time.time() - started, "eta_s": 0, "updated": now(), "pid": os.getpid(),
-            "metrics": {k: metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")},
-            "history": follow.history})
+        data = prepare(config, dataset, run_dir, extra)
+        model, history, train_seconds = fit(data, run_dir, started, stop, callbacks, verbose, start_from)
+        save(run_dir, model, data, history)
+        score(run_dir, model, data, history, "cancelled" if stop.is_set() else "completed", train_seconds, started)
         return runs.Run(run_id, run_dir)
     except BaseException as e:
         files.write_json(run_dir / runs.STATUS_FILE, status | {
@@ -214,6 +171,91 @@ def train(config: TrainConfig, dataset: datasets.Dataset | None = None, callback
         raise
     finally:
         restore()
+
+
+def prepare(config: TrainConfig, dataset: datasets.Dataset, run_dir: Path,
+            extra: tuple[np.ndarray, np.ndarray] | None = None) -> Prepared:
+    """Split the data and write what a reader needs before the first epoch: config, class table, framing.
+
+    `extra` (images, labels) joins the training split only, after validation is carved out.
+    """
+    config = config.replace(dataset=dataset.name)
+    images, labels = dataset.train.images, dataset.train.labels
+    if config.limit:
+        images, labels = images[: config.limit], labels[: config.limit]
+    tr, va = split_train_val(labels, config.val_fraction, config.seed)
+    weights = class_weights(labels[tr], len(dataset.classes)) if config.class_weighting == "balanced" else None
+    files.write_json(run_dir / runs.CONFIG_FILE, config.to_json())
+    files.write_json(run_dir / runs.CLASSES_FILE, cls.to_json(dataset.classes))
+    files.write_json(run_dir / runs.FRAMING_FILE, measure_framing(images, seed=config.seed).to_json())
+    fit_x, fit_y = images[tr], labels[tr]
+    if extra is not None and len(extra[0]):
+        fit_x, fit_y = np.concatenate([fit_x, extra[0]]), np.concatenate([fit_y, extra[1]]).astype(labels.dtype)
+    return Prepared(config, dataset.classes, datasets.Split(fit_x, fit_y),
+                    datasets.Split(images[va], labels[va]), dataset.test, weights)
+
+
+def fit(data: Prepared, run_dir: Path, started: float, stop: threading.Event, callbacks: Sequence = (),
+        verbose: int = 0, start_from=None):
+    """Build and fit the model (from `start_from`'s weights when given); returns it, its per-epoch history and
+    the seconds the fit took."""
+    import keras
+    from kmnist import models
+    config, num_classes = data.config, len(data.classes)
+    keras.utils.set_random_seed(config.seed)
+    with strategy_for(config.strategy).scope():
+        model = models.build(config.arch, num_classes)
+        if start_from is not None:
+            model.set_weights(start_from.get_weights())
+        model = models.compile_model(model, config, data.steps)
+    follow = _make_callbacks(run_dir, config, data.steps, started, stop)
+    fit_start = time.time()
+    model.fit(make_pipeline(data.train.images, data.train.labels, num_classes, config, True, data.weights),
+              validation_data=make_pipeline(data.val.images, data.val.labels, num_classes, config, False)
+              if len(data.val.labels) else None,
+              epochs=config.epochs, verbose=verbose, callbacks=[follow, *callbacks],
+              shuffle=False)  # the pipeline shuffles, seeded
+    return model, follow.history, time.time() - fit_start
+
+
+def save(run_dir: Path, model, data: Prepared, history: dict) -> None:
+    """The trained model and its history, each written under a temporary name and renamed into place."""
+    from kmnist import models
+    # Save an uncompiled copy: the optimizer's slots would triple the file for no use at inference.
+    inference = models.build(data.config.arch, len(data.classes))
+    inference.set_weights(model.get_weights())
+    with files.atomic_path(run_dir / runs.MODEL_FILE, suffix=".keras") as tmp:  # Keras wants the .keras suffix
+        inference.save(tmp)
+    export_or_record(inference, run_dir)  # model.onnx for the browser; a failure is recorded, not raised
+    files.write_json(run_dir / runs.HISTORY_FILE, history)
+
+
+def score(run_dir: Path, model, data: Prepared, history: dict, state: str, train_seconds: float,
+          started: float) -> None:
+    """Validation and test scores into metrics.json, test predictions beside them, and the final status."""
+    from kmnist.predict import predict_proba
+    config = data.config
+    val = (validation_scores(predict_proba(model, data.val.images, tta=config.tta), data.val.labels,
+                             config.label_smoothing) if len(data.val.labels) else dict.fromkeys(VALIDATION_KEYS))
+    eval_start = time.time()
+    y_pred = predict_proba(model, data.test.images, tta=config.tta).argmax(axis=1).astype(np.uint8)
+    eval_seconds = time.time() - eval_start
+    with files.atomic_open(run_dir / runs.PREDICTIONS_FILE, "wb") as f:
+        np.save(f, y_pred)
+    epochs_done = len(history.get("loss", []))
+    metrics = report(data.test.labels, y_pred, data.classes).to_json() | val | {
+        "state": state, "epochs_done": epochs_done, "train_seconds": train_seconds,
+        "wall_seconds": time.time() - started,
+        "train_images_per_s": len(data.train.labels) * max(epochs_done, 1) / max(train_seconds, 1e-9),
+        "eval_images_per_s": len(y_pred) / max(eval_seconds, 1e-9),
+        "params": int(model.count_params()), "model_bytes": (run_dir / runs.MODEL_FILE).stat().st_size,
+        "train_images": len(data.train.labels), "val_images": len(data.val.labels), "test_images": len(y_pred)}
+    files.write_json(run_dir / runs.METRICS_FILE, metrics)
+    files.write_json(run_dir / runs.STATUS_FILE, {
+        "state": state, "epoch": epochs_done, "epochs": config.epochs, "batch": data.steps, "batches": data.steps,
+        "elapsed_s": time.time() - started, "eta_s": 0, "updated": now(), "pid": os.getpid(),
+        "metrics": {k: metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")},
+        "history": history})
 
 
 def _install_signal_handlers(stop: threading.Event):

@@ -115,6 +115,7 @@ class Drawn:
     seen: np.ndarray  # uint8 (28, 28): framed like the dataset, what the model reads
     raw: bytes | np.ndarray | None  # the picture as drawn or uploaded: PNG/JPEG bytes or an RGBA/grey array
     source: str  # "canvas", "upload" or "live"
+    probs: np.ndarray | None = None  # the model's answer when the browser already read it (live), else None
 
     @property
     def key(self) -> str:

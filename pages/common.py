@@ -14,7 +14,8 @@ import streamlit as st
 
 from kmnist import datasets, figures, runs
 from kmnist.classes import ClassInfo
-from kmnist.predict import Predictor
+from kmnist.export import ONNX_FILE, onnx_path
+from kmnist.predict import OnnxPredictor, Predictor
 
 
 def stop(message: str) -> None:
@@ -57,11 +58,11 @@ def _model(model_path: str, stamp: float):
 
 
 @st.cache_resource(max_entries=3, show_spinner="Preparing the model…")
-def _predictor(model_path: str, stamp: float) -> Predictor:
+def _predictor(model_path: str, stamp: float) -> Predictor | OnnxPredictor:
     import gc
-    predictor = Predictor(_model(model_path, stamp))
+    predictor = OnnxPredictor(model_path) if model_path.endswith(ONNX_FILE) else Predictor(_model(model_path, stamp))
     # Keras' clear_session, which Streamlit calls after every run, ends in gc.collect(): freezing the
-    # long-lived objects (TensorFlow, the model) keeps that collection from walking them on every stroke.
+    # long-lived objects (TensorFlow, the model, the ONNX session) keeps that collection from walking them.
     gc.freeze()
     return predictor
 
@@ -72,9 +73,9 @@ def model(run: runs.Run):
     return _model(str(path), _stamp(path))
 
 
-def predictor(run: runs.Run) -> Predictor:
-    """The fast single-image predictor of the run's model, traced once per model file."""
-    path = run.path / runs.MODEL_FILE
+def predictor(run: runs.Run) -> Predictor | OnnxPredictor:
+    """The fast single-image predictor of the run's model: its ONNX export when it has one, else Keras."""
+    path = onnx_path(run) or run.path / runs.MODEL_FILE
     return _predictor(str(path), _stamp(path))
 
 

@@ -1,15 +1,20 @@
-"""Draw (home): draw or upload one character, see what the active model reads after every stroke, and learn
-from it: the source kanji, forms to copy or trace, the training images it resembles, where the model looked,
-practice rounds, and "Right?" to save the drawing to your own dataset.
+"""Draw (home): draw or upload one character, see what the active model reads, and learn from it: the source
+kanji, forms to copy or trace, the training images it resembles, where the model looked, practice rounds, and
+"Right?" to save the drawing to your own dataset.
+
+Two canvases read the drawing. Live (the default, kmnist_live): the run's model.onnx answers in the browser while
+the pen moves and hands the finished drawing to Python on pen up. Server (streamlit-drawable-canvas): the app reads
+the drawing each time the pen lifts; any run, also one without model.onnx. Both, and uploads, become a
+`tutor.Drawn` (framed 28x28 + raw picture) and `answer` takes it from there, whichever input made it.
 
 Speed: the canvas and everything that depends on the drawing live in one st.fragment, so a stroke reruns only
-that part; the drawing-independent parts (mode, forms gallery) run once per visit. Every input becomes a
-`tutor.Drawn` (framed 28x28 + raw picture) and `answer` takes it from there, whichever input made it.
+that part; the drawing-independent parts (modes, forms gallery) run once per visit.
 """
 import numpy as np
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
+import kmnist_live
 from kmnist import drawings, figures, tutor
 from kmnist.classes import HENTAIGANA_NOTE
 from kmnist.predict import top_k
@@ -17,13 +22,15 @@ from kmnist.preprocess import MAX_UPLOAD_BYTES, BadImageError, EmptyImageError, 
 from pages import common
 
 CANVAS_PX = 300
-INJECTED = "draw_injected_image"  # tests put an RGBA/gray array here, as the canvas would send
+INJECTED = "draw_injected_image"  # tests put an RGBA/gray array here, as the server canvas would send
 SHOWN_FORMS = 8  # forms per class shown in strips and offered for tracing
 NEAREST = 8  # nearest forms shown for a drawing
 MODES = ["Draw", "Trace", "Practice"]
-# Session keys: the drawing survives leaving the page (the canvas is redrawn from its strokes).
+LIVE, SERVER = "Live (in your browser)", "Server"  # where the model reads the drawing
+# Session keys: the drawing survives leaving the page (the server canvas is redrawn from its strokes).
 SOURCE, STROKES, RESTORE, LAST = "draw_source", "draw_strokes", "draw_restore", "draw_last"
 SAVED, TARGET, TALLY = "draw_saved", "practice_target", "practice_tally"
+WHERE = "draw_where"  # Live or Server as last chosen: the radio's own state goes when the page is left
 
 
 @st.cache_resource(max_entries=3, show_spinner="Finding the most typical training images of each class…")
@@ -48,8 +55,8 @@ def explainer(run) -> tutor.Explainer:
     return _explainer(str(path), path.stat().st_mtime, run.id)
 
 
-def canvas_key() -> str:
-    return f"canvas-{st.session_state.get('canvas_clears', 0)}"
+def canvas_key(kind: str) -> str:
+    return f"{kind}-{st.session_state.get('canvas_clears', 0)}"
 
 
 def upload_key() -> str:
@@ -84,49 +91,69 @@ def new_target(num_classes: int) -> None:
     clear()
 
 
-def current(run, canvas, upload) -> tutor.Drawn | str | None:
+def server_canvas(run, background: bytes) -> tutor.Drawn | None:
+    """The drawable canvas with its tools; what it holds, framed on the server (None while it holds no ink)."""
+    key = canvas_key("canvas")
+    if key not in st.session_state:  # a fresh mount: redraw the strokes kept from the last visit
+        st.session_state[RESTORE] = st.session_state.get(STROKES)
+    canvas = st_canvas(stroke_width=st.session_state.get("stroke_width", 16), stroke_color="#000000",
+                       background_image=background, height=CANVAS_PX, width=CANVAS_PX, drawing_mode="freedraw",
+                       return_image_data=True, update_streamlit=True,
+                       initial_drawing=st.session_state.get(RESTORE), on_change=drew, key=key)
+    if canvas.json_data and canvas.json_data.get("objects"):
+        st.session_state[STROKES] = canvas.json_data
+    clear_col, width_col = st.columns([1, 2])
+    clear_col.button("Clear", on_click=clear, help="Empty the canvas (the canvas toolbar also has undo)")
+    width_col.slider("Stroke width", 4, 40, 16, key="stroke_width", label_visibility="collapsed",
+                     help="Stroke width")
+    injected = st.session_state.get(INJECTED)
+    image = canvas.image_data if injected is None else injected
+    if image is None:
+        return None
+    try:
+        return tutor.Drawn(prepare(image, run.framing), image, "canvas")
+    except EmptyImageError:
+        return None
+
+
+def live_canvas(run, background: bytes | None) -> tutor.Drawn | None:
+    """The live canvas (its own tools and top 5 inside); the last drawing the pen lifted from, read in the browser."""
+    drawing = kmnist_live.live_canvas(run, key=canvas_key("live-canvas"), background=background, on_change=drew)
+    if drawing is None:
+        return None
+    return tutor.Drawn(drawing.image, drawing.png or None, "live", drawing.probs)
+
+
+def current(run, drawn: tutor.Drawn | None, upload, live: bool) -> tutor.Drawn | str | None:
     """The drawing to read, a message saying why there is none, or None when nothing is drawn yet.
 
     A file that is no readable picture raises BadImageError."""
-    injected = st.session_state.get(INJECTED)
-    drew = canvas.image_data if injected is None else injected
-    if upload is not None and (st.session_state.get(SOURCE, "upload") == "upload" or drew is None):
+    if upload is not None and (st.session_state.get(SOURCE, "upload") == "upload" or drawn is None):
         try:
             return tutor.Drawn(prepare(upload.getvalue(), run.framing), upload.getvalue(), "upload")
         except EmptyImageError:
             return (f"The picture {upload.name} has no character in it: it looks blank. Upload a picture of "
                     "one character, dark on light or light on dark, or draw on the canvas.")
-    if drew is None:
-        return st.session_state.get(LAST)  # a drawing kept from an earlier visit, redrawn on the canvas
-    try:
-        return tutor.Drawn(prepare(drew, run.framing), drew, "canvas")
-    except EmptyImageError:
-        return None
+    if drawn is None and not live:  # the live canvas starts empty and cannot redraw a kept drawing
+        return st.session_state.get(LAST)  # a drawing kept from an earlier visit, redrawn on the server canvas
+    return drawn
 
 
-def board(run, background: bytes, target: int | None) -> None:
+def board(run, background: bytes | None, target: int | None, live: bool) -> None:
     """The canvas, the upload and everything that depends on the drawing: reruns alone after every stroke."""
-    left, right = st.columns([5, 7], gap="large")
-    with left:
-        key = canvas_key()
-        if key not in st.session_state:  # a fresh mount: redraw the strokes kept from the last visit
-            st.session_state[RESTORE] = st.session_state.get(STROKES)
-        canvas = st_canvas(stroke_width=st.session_state.get("stroke_width", 16), stroke_color="#000000",
-                           background_image=background, height=CANVAS_PX, width=CANVAS_PX, drawing_mode="freedraw",
-                           return_image_data=True, update_streamlit=True,
-                           initial_drawing=st.session_state.get(RESTORE), on_change=drew, key=key)
-        if canvas.json_data and canvas.json_data.get("objects"):
-            st.session_state[STROKES] = canvas.json_data
-        clear_col, width_col = st.columns([1, 2])
-        clear_col.button("Clear", on_click=clear, help="Empty the canvas (the canvas toolbar also has undo)")
-        width_col.slider("Stroke width", 4, 40, 16, key="stroke_width", label_visibility="collapsed",
-                         help="Stroke width")
-    answer_box = right.container()
+    if live:
+        drawn_now = live_canvas(run, background)
+        answer_box = st.columns([7, 5])[0]  # as wide as the server canvas's answer column
+    else:
+        left, right = st.columns([5, 7], gap="large")
+        with left:
+            drawn_now = server_canvas(run, background or tutor.trace_background(None, CANVAS_PX))
+        answer_box = right.container()
     upload = st.file_uploader("…or upload a picture of one character (PNG or JPEG)", type=["png", "jpg", "jpeg"],
                               max_upload_size=MAX_UPLOAD_BYTES // (1024 * 1024), on_change=use, args=("upload",),
                               key=upload_key())
     try:
-        drawn = current(run, canvas, upload)
+        drawn = current(run, drawn_now, upload, live)
     except BadImageError as e:
         drawn = e
     if upload is not None:
@@ -141,9 +168,11 @@ def board(run, background: bytes, target: int | None) -> None:
         elif isinstance(drawn, str):
             st.info(drawn)
         elif drawn is None:
-            st.info("Draw a character on the canvas (or upload a picture) and the prediction appears here.")
+            st.info("Draw a character on the canvas (or upload a picture) and the prediction appears "
+                    + ("beside it while you draw." if live else "here."))
         else:
-            st.session_state[LAST] = drawn
+            if drawn.source != "live":
+                st.session_state[LAST] = drawn
             answer(run, drawn, target)
     if isinstance(drawn, tutor.Drawn):
         resembles(run, drawn)
@@ -152,7 +181,7 @@ def board(run, background: bytes, target: int | None) -> None:
 def answer(run, drawn: tutor.Drawn, target: int | None) -> None:
     """What the model reads, where it looked, practice scoring and "Right?", for one drawing."""
     st.session_state[common.LAST_DRAWING] = drawn.seen
-    probs = common.predictor(run)(drawn.seen)
+    probs = drawn.probs if drawn.probs is not None else common.predictor(run)(drawn.seen)
     guesses = top_k(probs, run.classes, k=5)
     best = guesses[0]
     metric_col, seen_col, looked_col = st.columns([2, 1, 1])
@@ -160,13 +189,17 @@ def answer(run, drawn: tutor.Drawn, target: int | None) -> None:
         st.metric(label="Prediction", value=best.char)
         st.caption(f"**{best.romaji}** · {best.prob:.1%} probability"
                    + (f" · from the kanji **{best.kanji}** (字母)" if best.kanji else " · the iteration mark"))
+        if drawn.source == "live":
+            st.caption(f"Read in your browser as **{best.char}** ({best.prob:.0%}); its top 5 are beside the "
+                       "canvas. The server only explains it.")
     seen_col.image(figures.enlarge(drawn.seen, 4), caption="What the model sees: the 28×28 input after framing")
     heat = explainer(run).saliency(drawn.seen, best.index)
     looked_col.image(figures.enlarge(tutor.overlay(drawn.seen, heat), 4),
                      caption=f"Where the model looked: pixels that sway {best.char} most glow")
     if target is not None:
         practice_score(run, drawn, probs, target)
-    st.plotly_chart(figures.top_guesses(guesses), key="top5")
+    if drawn.source != "live":  # the live canvas shows its own top 5
+        st.plotly_chart(figures.top_guesses(guesses), key="top5")
     right_or_not(run, drawn, best)
 
 
@@ -224,39 +257,56 @@ st.caption("Draw one hiragana in Kuzushiji (cursive) style; the model reads it w
            f"The active model knows {len(run.classes)} characters: "
            + " ".join(f"{c.char}({c.kanji})" if c.kanji else c.char for c in run.classes) + ". " + HENTAIGANA_NOTE)
 found = forms(run)
-mode = st.segmented_control("Mode", MODES, default=MODES[0], key="draw_mode",
-                            help="Draw freely; trace a typical form; or practise a character the page names") or MODES[0]
-background = tutor.trace_background(None, CANVAS_PX)  # plain paper
+explainer(run)  # traced now, with the page, rather than on the first drawing
+live_ok = kmnist_live.available(run)
+mode_col, where_col = st.columns([3, 2])
+with mode_col:
+    mode = st.segmented_control("Mode", MODES, default=MODES[0], key="tutor_mode",
+                                help="Draw freely; trace a typical form; or practise a character the page names"
+                                ) or MODES[0]
+with where_col:
+    where = st.radio("Recognise", [LIVE, SERVER], index=0 if live_ok and st.session_state.get(WHERE) != SERVER
+                     else 1, horizontal=True, key="draw_mode", disabled=not live_ok,
+                     on_change=lambda: st.session_state.update({WHERE: st.session_state["draw_mode"]}),
+                     help="Live: the model runs in your browser and answers while the pen moves. Server: the app "
+                     "reads the drawing each time the pen lifts (any model).")
+# A test's injected drawing stands for the server canvas's output, so it is read there.
+live = where == LIVE and live_ok and st.session_state.get(INJECTED) is None
+background = None  # plain paper
 target = None
-if mode == "Trace":
-    if found is None:
-        st.info("Tracing needs forms to copy: this run has none shipped and its training images are not here. "
-                + common.missing_note(run.config.dataset, "train"))
-    else:
-        pick_col, form_col = st.columns([1, 2])
-        chosen = pick_col.selectbox("Character to trace", [c.index for c in run.classes], key="trace_class",
-                                    format_func=lambda i: run.classes[i].label())
-        strip = found.of(chosen)[:SHOWN_FORMS]
-        which = pick_col.slider("Form", 1, len(strip), 1, key="trace_form", help="1 is the most typical")
-        with form_col:
-            common.show_strip(strip, f"Forms of {run.classes[chosen].label()}, most typical first; form {which} "
-                              "lies faintly under the pen", factor=2)
-        background = tutor.trace_background(strip[which - 1], CANVAS_PX)
-elif mode == "Practice":
-    if st.session_state.get(TARGET) is None or st.session_state[TARGET] >= len(run.classes):
-        st.session_state[TARGET] = tutor.next_target(len(run.classes), np.random.default_rng())
-    target = st.session_state[TARGET]
-    want = run.classes[target]
-    ask_col, tally_col = st.columns([2, 1])
-    ask_col.markdown(f"### Draw {want.char}  ·  *{want.romaji}*" + (f"  ·  from {want.kanji}" if want.kanji else ""))
-    tally = st.session_state.get(TALLY) or tutor.Tally()
-    tally_col.metric("This session", tally.summary())
-    tally_col.button("Another character", on_click=new_target, args=(len(run.classes),), key="practice_next")
-    if found is not None:
-        common.show_strip(found.of(target)[:SHOWN_FORMS], f"How {want.char} is written: typical training forms",
-                          factor=2)
+# One container above the canvas whatever the mode, so the canvas keeps its place (and its drawing) across modes.
+header = st.container()
+with header:
+    if mode == "Trace":
+        if found is None:
+            st.info("Tracing needs forms to copy: this run has none shipped and its training images are not here. "
+                    + common.missing_note(run.config.dataset, "train"))
+        else:
+            pick_col, form_col = st.columns([1, 2])
+            chosen = pick_col.selectbox("Character to trace", [c.index for c in run.classes], key="trace_class",
+                                        format_func=lambda i: run.classes[i].label())
+            strip = found.of(chosen)[:SHOWN_FORMS]
+            which = pick_col.slider("Form", 1, len(strip), 1, key="trace_form", help="1 is the most typical")
+            with form_col:
+                common.show_strip(strip, f"Forms of {run.classes[chosen].label()}, most typical first; form {which} "
+                                  "lies faintly under the pen", factor=2)
+            background = tutor.trace_background(strip[which - 1], CANVAS_PX)
+    elif mode == "Practice":
+        if st.session_state.get(TARGET) is None or st.session_state[TARGET] >= len(run.classes):
+            st.session_state[TARGET] = tutor.next_target(len(run.classes), np.random.default_rng())
+        target = st.session_state[TARGET]
+        want = run.classes[target]
+        ask_col, tally_col = st.columns([2, 1])
+        ask_col.markdown(f"### Draw {want.char}  ·  *{want.romaji}*"
+                         + (f"  ·  from {want.kanji}" if want.kanji else ""))
+        tally = st.session_state.get(TALLY) or tutor.Tally()
+        tally_col.metric("This session", tally.summary())
+        tally_col.button("Another character", on_click=new_target, args=(len(run.classes),), key="practice_next")
+        if found is not None:
+            common.show_strip(found.of(target)[:SHOWN_FORMS], f"How {want.char} is written: typical training forms",
+                              factor=2)
 
-st.fragment(board)(run, background, target)
+st.fragment(board)(run, background, target, live)
 
 if found is not None:
     with st.expander("How each character is written: the most typical training images of each class"):

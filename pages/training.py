@@ -8,15 +8,56 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from kmnist import datasets, drawings, figures, jobs, runs
-from kmnist import finetune
-from kmnist.config import TrainConfig
+from kmnist import datasets, drawings, figures, finetune, jobs, runs
+from kmnist.config import TrainConfig, preset
 from kmnist.models import ARCHITECTURES
 from pages import common  # noqa: F401 - importing pages routes a first deep link through app.py
 
 POLL_S = 1.0  # seconds between status reads while a job runs
 BATCH_SIZES = [32, 64, 128, 256, 512]
 FINISHED_WITH_MODEL = ("completed", "cancelled")
+
+
+def describe(job: jobs.Job) -> str:
+    """One line: where the job stands."""
+    s = job.status
+    if job.state == "running":
+        eta = s.get("eta_s")
+        return (f"epoch {s.get('epoch', 0)}/{s.get('epochs', '?')} · batch {s.get('batch', 0)}/{s.get('batches', '?')}"
+                + (f" · about {format_seconds(eta)} left" if eta is not None else ""))
+    if job.state == "starting":
+        return "starting: loading TensorFlow and the data"
+    return job.state
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def progress_fraction(job: jobs.Job) -> float:
+    """Share of the training done, 0..1, from epoch and batch."""
+    s = job.status
+    if job.state == "completed":
+        return 1.0
+    epochs, batches = s.get("epochs") or 0, s.get("batches") or 0
+    if not epochs or not batches:
+        return 0.0
+    done = (max(s.get("epoch", 1) - 1, 0) * batches + s.get("batch", 0)) / (epochs * batches)
+    return min(max(done, 0.0), 1.0)
+
+
+def live_point(job: jobs.Job) -> tuple[float, dict[str, float]] | None:
+    """The running epoch's metrics so far and where they sit on an epoch axis (epoch e ends at x = e)."""
+    s = job.status
+    metrics = {k: v for k, v in (s.get("metrics") or {}).items() if k in ("loss", "accuracy")}
+    if job.state != "running" or not s.get("batches") or not metrics:
+        return None
+    return max(s.get("epoch", 1) - 1, 0) + s.get("batch", 0) / s["batches"], metrics
 
 
 def start_form(allowed: bool, busy: jobs.Job | None) -> None:
@@ -43,7 +84,8 @@ def start_form(allowed: bool, busy: jobs.Job | None) -> None:
                                              help=f"Disabled: {why}" if why else "Runs in the background")
     if submitted:
         try:
-            run_id = jobs.start(jobs.JobRequest(dataset, arch, int(epochs), int(batch), int(seed)))
+            run_id = jobs.start(preset(arch).replace(dataset=dataset, epochs=int(epochs), batch_size=int(batch),
+                                                     seed=int(seed)))
         except jobs.JobError as e:
             st.error(str(e))
             return
@@ -77,7 +119,7 @@ def finetune_form(allowed: bool, busy: jobs.Job | None) -> None:
 def curves(job: jobs.Job) -> go.Figure | None:
     """Per-epoch loss and accuracy, plus where the running epoch stands."""
     history = job.status.get("history") or (job.run.history if job.run else {})
-    point = jobs.live_point(job)
+    point = live_point(job)
     if not history and point is None:
         return None
     fig = figures.history(history)
@@ -104,7 +146,7 @@ def finished(job: jobs.Job, allowed: bool) -> None:
         cols[1].metric("Balanced accuracy", f"{m['balanced_accuracy']:.2%}")
         cols[2].metric("Macro F1", f"{m['macro_f1']:.3f}")
         cols[3].metric("Epochs", f"{m.get('epochs_done', '?')} of {run.config.epochs}")
-        cols[4].metric("Training time", jobs.format_seconds(m.get("train_seconds", 0)))
+        cols[4].metric("Training time", format_seconds(m.get("train_seconds", 0)))
     if run is None or not run.has_model:
         return
     if runs.active_run_id() == run.id:
@@ -121,7 +163,7 @@ def job_panel(run_id: str, was_active: bool, allowed: bool) -> None:
         st.rerun()  # started or finished since the page was drawn: redraw the form and the polling
     st.subheader(f"Run {job.run_id}: {job.state}")
     if job.active:
-        st.progress(jobs.progress_fraction(job), text=jobs.describe(job))
+        st.progress(progress_fraction(job), text=describe(job))
         if (runs.runs_dir() / run_id / runs.CANCEL_FILE).exists():
             st.caption("Cancel requested: it stops after the current batch and saves what it has.")
         elif st.button("Cancel training", disabled=not allowed, key="cancel"):

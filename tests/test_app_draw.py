@@ -74,7 +74,7 @@ def test_right_corrects_the_label(seed, data):
 
 def test_trace_mode_shows_forms_of_the_chosen_character(seed, data):
     at = open_page(draw_injected_image=cross())
-    at.segmented_control(key="draw_mode").set_value("Trace").run()
+    at.segmented_control(key="tutor_mode").set_value("Trace").run()
     at.selectbox(key="trace_class").set_value(3).run()
     at.slider(key="trace_form").set_value(2).run()
     assert not at.exception, [e.value for e in at.exception]
@@ -83,7 +83,7 @@ def test_trace_mode_shows_forms_of_the_chosen_character(seed, data):
 
 def test_practice_scores_an_attempt_and_keeps_a_tally(seed, data):
     at = open_page(draw_injected_image=cross(), practice_target=0)
-    at.segmented_control(key="draw_mode").set_value("Practice").run()
+    at.segmented_control(key="tutor_mode").set_value("Practice").run()
     want = seed.classes[0]
     assert f"Draw {want.char}" in texts(at.markdown)
     assert metric(at, "This session").value == "0 of 0 right"
@@ -121,10 +121,12 @@ def test_drawing_after_an_upload_is_read_and_the_upload_can_be_removed(seed, dat
 
 def test_the_drawing_is_kept_when_leaving_and_coming_back(seed, data):
     at = open_page(draw_injected_image=cross())
+    at.radio(key="draw_mode").set_value("Server").run()  # the server canvas redraws a kept drawing
     char = metric(at, "Prediction").value
     del at.session_state["draw_injected_image"]  # the canvas sends nothing until the next stroke
     at.switch_page("pages/dataset.py").run()
     at.switch_page("pages/draw.py").run()
+    assert at.radio(key="draw_mode").value == "Server", "the chosen canvas is kept too"
     assert metric(at, "Prediction").value == char, "the kept drawing is read again on return"
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -113,6 +114,22 @@ def test_training_shows_an_interrupted_job(runs_dir):
     at = open_page("training")
     assert "Run lost-run: interrupted" in texts(at.subheader)
     assert "is gone but its run never finished" in texts(at.error)
+
+
+def test_training_shows_a_running_job_live(runs_dir):
+    run_dir = runs_dir / "live-run"
+    run_dir.mkdir(parents=True)
+    files.write_json(run_dir / runs.STATUS_FILE, {  # as train.py writes it mid-epoch; this process plays the trainer
+        "state": "running", "pid": os.getpid(), "epoch": 2, "epochs": 4, "batch": 5, "batches": 10, "eta_s": 75,
+        "metrics": {"loss": 0.5, "accuracy": 0.8}, "history": {"loss": [0.9], "accuracy": [0.6]}})
+    at = open_page("training")
+    assert "Run live-run: running" in texts(at.subheader)
+    bar = at.get("progress")[0].proto
+    assert bar.text == "epoch 2/4 · batch 5/10 · about 1 min 15 s left" and bar.value == 37, "15 of 40 batches"
+    trace = next(t for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
+                 if t.get("name") == "this epoch so far")
+    assert trace["x"] == [1.5] and trace["y"] == [0.5], "the running epoch's loss, halfway through epoch 2"
+    assert next(b for b in at.button if b.label == "Start training").disabled, "one training at a time"
 
 
 @pytest.mark.slow

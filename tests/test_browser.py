@@ -167,6 +167,7 @@ def pick_drawable_test_image(data_root: Path):
 def test_drawing_a_real_character_predicts_it_and_clear_resets(app_url, page, shared_data):
     want, plan = pick_drawable_test_image(shared_data)
     page.goto(app_url)
+    page.get_by_text("Server", exact=True).click()  # the drawable-canvas path (Live is the default)
     canvas = page.locator(CANVAS)
     canvas.wait_for(state="visible")
     page.get_by_text(HINT).wait_for()

@@ -8,8 +8,9 @@ import time
 import pytest
 
 from kmnist import files, jobs, runs
+from kmnist.config import TrainConfig, preset
 
-TINY = jobs.JobRequest("tiny10", epochs=1, batch_size=32)
+TINY = TrainConfig(dataset="tiny10", epochs=1, batch_size=32)
 
 
 def wait_for(run_id: str, done, timeout: float = 180.0) -> jobs.Job:
@@ -32,23 +33,25 @@ def dead_pid() -> int:
 
 @pytest.mark.slow
 def test_a_job_trains_in_the_background_one_at_a_time(data_dir, runs_dir):
-    run_id = jobs.start(TINY, data_dir)
+    run_id = jobs.start(TINY.replace(arch="resnet-bn", optimizer="adamw", learning_rate=1e-3, label_smoothing=0.1),
+                        data_dir)
     assert jobs.running().run_id == run_id, "a started job is found from disk at once"
     with pytest.raises(jobs.JobError, match="one training at a time"):
         jobs.start(TINY, data_dir)
     job = wait_for(run_id, lambda j: not j.active)
     assert job.state == "completed", job.message + jobs.read_log(job)
     assert job.run.metrics["epochs_done"] == 1 and job.run.has_model
+    assert job.run.config == TINY.replace(arch="resnet-bn", optimizer="adamw", learning_rate=1e-3,
+                                          label_smoothing=0.1), "the job trains the whole config it was given"
     assert job.log.is_file() and job.log.parent == runs_dir / ".jobs", "the log sits beside the run"
     assert jobs.running() is None and jobs.latest().run_id == run_id, "a finished job is still shown"
-    assert jobs.progress_fraction(job) == 1.0
     runs.set_active(run_id)
     assert runs.active_run_id() == run_id
 
 
 @pytest.mark.slow
 def test_cancel_stops_the_job_and_keeps_a_cancelled_run(data_dir, runs_dir):
-    run_id = jobs.start(jobs.JobRequest("tiny10", epochs=200, batch_size=32), data_dir)
+    run_id = jobs.start(TINY.replace(epochs=200), data_dir)
     wait_for(run_id, lambda j: (runs_dir / run_id).is_dir() or not j.active)
     jobs.cancel(run_id)
     job = wait_for(run_id, lambda j: not j.active)
@@ -86,9 +89,7 @@ def test_a_process_that_died_before_writing_status_is_failed(runs_dir):
 
 def test_refusals_say_why(data_dir, monkeypatch):
     with pytest.raises(jobs.JobError, match="missing"):
-        jobs.start(jobs.JobRequest("absent"), data_dir)
-    with pytest.raises(jobs.JobError, match="unknown architecture"):
-        jobs.start(jobs.JobRequest("tiny10", arch="nope"), data_dir)
+        jobs.start(TINY.replace(dataset="absent"), data_dir)
     monkeypatch.setenv("KMNIST_ALLOW_TRAINING", "0")
     assert not jobs.training_allowed()
     with pytest.raises(jobs.JobError, match="KMNIST_ALLOW_TRAINING=0"):
@@ -96,15 +97,27 @@ def test_refusals_say_why(data_dir, monkeypatch):
     assert jobs.list_jobs() == [], "nothing was started"
 
 
-def test_command_passes_the_data_dir_and_run_id(data_dir):
-    argv = jobs.command(TINY, "my-run", data_dir)
+def test_command_passes_the_data_dir_run_id_and_whole_config(data_dir, monkeypatch):
+    config = preset("resnet-bn").replace(dataset="tiny10", epochs=3, seed=7)
+    argv = jobs.command("my-run", data_dir)
     assert argv[argv.index("--data-dir") + 1] == str(data_dir.resolve())
-    assert argv[argv.index("--run-id") + 1] == "my-run" and argv[argv.index("--epochs") + 1] == "1"
+    assert argv[argv.index("--run-id") + 1] == "my-run"
+    assert argv[argv.index("--config") + 1] == str(jobs.config_path("my-run").resolve())
+    # What the training process makes of it: the CLI's train, reading the config file start() writes.
+    jobs.jobs_dir().mkdir(parents=True)
+    files.write_json(jobs.config_path("my-run"), config.to_json())
+    seen = {}
 
+    class Started(Exception):
+        pass
 
-def test_progress_text():
-    job = jobs.Job("r", 1, 0.0, "running", {"epoch": 2, "epochs": 4, "batch": 5, "batches": 10, "eta_s": 75,
-                                             "metrics": {"loss": 0.5, "accuracy": 0.8}})
-    assert jobs.progress_fraction(job) == pytest.approx(15 / 40)
-    assert jobs.describe(job) == "epoch 2/4 · batch 5/10 · about 1 min 15 s left"
-    assert jobs.live_point(job) == (1.5, {"loss": 0.5, "accuracy": 0.8})
+    def fake_train(config, **kwargs):
+        seen.update(kwargs, config=config)
+        raise Started
+
+    monkeypatch.setattr("kmnist.train.train", fake_train)
+    from kmnist.cli import main
+    with pytest.raises(Started):
+        main(argv[argv.index("train"):])
+    assert seen["config"] == config, "the process trains the whole config, not a few fields of it"
+    assert (seen["run_id"], str(seen["data_root"])) == ("my-run", str(data_dir.resolve()))

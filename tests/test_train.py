@@ -6,39 +6,65 @@ import json
 import numpy as np
 import pytest
 
-from kmnist import models, runs
+from kmnist import export, models, runs
 from kmnist.config import TrainConfig, preset
+from kmnist.evaluate import VALIDATION_KEYS
 from kmnist.train import class_weights, split_train_val, train
 
 TINY = dict(dataset="tiny10", epochs=1, batch_size=32)
 
 
-def test_seed_network_matches_the_study():
+# The seed study's network, layer by layer: (type, the settings that define it).
+SEED_LAYERS = [
+    ("InputLayer", {"batch_shape": (None, 28, 28, 1)}),
+    ("Rescaling", {"scale": 1 / 255, "offset": 0.0}),
+    ("Conv2D", {"filters": 32, "kernel_size": (3, 3), "strides": (1, 1), "padding": "valid", "activation": "relu"}),
+    ("Conv2D", {"filters": 64, "kernel_size": (3, 3), "strides": (1, 1), "padding": "valid", "activation": "relu"}),
+    ("MaxPooling2D", {"pool_size": (2, 2), "strides": (2, 2), "padding": "valid"}),
+    ("Dropout", {"rate": 0.25}),
+    ("Flatten", {}),
+    ("Dense", {"units": 256, "activation": "relu", "name": "features"}),
+    ("Dropout", {"rate": 0.5}),
+    ("Dense", {"units": 49, "activation": "softmax"}),
+]
+
+
+def test_seed_network_and_optimizer_match_the_study():
     model = models.build("seed", 49)
+    layers = [(type(layer).__name__, {k: layer.get_config().get(k) for k in want})
+              for layer, (_, want) in zip(model.layers, SEED_LAYERS)]
+    assert layers == SEED_LAYERS and len(model.layers) == len(SEED_LAYERS), "the seed network is Keras mnist_cnn"
     assert model.count_params() == 2_390_961, "Keras mnist_cnn with 49 outputs has 2,390,961 weights"
-    assert model.input_shape == (None, 28, 28, 1) and model.output_shape == (None, 49)
-    opt = models.optimizer(preset("seed"), steps_per_epoch=10)
-    assert type(opt).__name__ == "Adadelta"
-    assert np.isclose(float(opt.learning_rate), 1.0), "Keras 3's default 0.001 silently ruins the seed recipe"
-    assert np.isclose(opt.rho, 0.95)
-    c = preset("seed")
-    assert (c.batch_size, c.epochs) == (128, 12)
+    models.compile_model(model, preset("seed"), steps_per_epoch=10)
+    opt = model.optimizer.get_config()
+    assert (opt["name"], opt["learning_rate"], opt["rho"], opt["epsilon"], opt["use_ema"]) == (
+        "adadelta", 1.0, 0.95, 1e-7, False), "Keras 3's default learning rate 0.001 silently ruins the seed recipe"
+    loss = model.loss.get_config()
+    assert (type(model.loss).__name__, loss["label_smoothing"], loss["from_logits"]) == (
+        "CategoricalCrossentropy", 0.0, False)
 
 
 def test_one_epoch_makes_a_complete_run(data_dir, runs_dir):
     run = train(TrainConfig(**TINY), data_root=data_dir)
     files = {p.name for p in run.path.iterdir()}
-    assert {runs.MODEL_FILE, runs.CONFIG_FILE, runs.CLASSES_FILE, runs.HISTORY_FILE, runs.METRICS_FILE,
-            runs.STATUS_FILE, runs.PREDICTIONS_FILE} <= files
+    assert files == {runs.MODEL_FILE, runs.CONFIG_FILE, runs.CLASSES_FILE, runs.HISTORY_FILE, runs.METRICS_FILE,
+                     runs.STATUS_FILE, runs.PREDICTIONS_FILE, runs.FRAMING_FILE, export.ONNX_FILE,
+                     export.EXPORT_FILE}, "no temporary file is left"
     assert run.path.parent == runs_dir
     assert run.state == "completed" and run.status["epoch"] == 1
     assert set(run.history) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
     m = run.metrics
-    for key in ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "train_seconds",
-                "train_images_per_s", "confusion", "per_class", "text"):
+    for key in ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "classes_present", "train_seconds",
+                "train_images_per_s", "confusion", "per_class", "text", *VALIDATION_KEYS):
         assert key in m, f"metrics.json lacks {key}"
-    assert np.asarray(m["confusion"]).sum() == 100 and len(m["per_class"]) == 10
-    assert run.config.framing, "the run saves the measured framing"
+    assert np.asarray(m["confusion"]).sum() == 100 and len(m["per_class"]) == 10 and m["classes_present"] == 10
+    # The final validation scores are those of the saved model: for a finished run, the last epoch's.
+    assert m["val_images"] == 30
+    assert m["val_loss"] == pytest.approx(run.history["val_loss"][-1], rel=1e-3)
+    assert m["val_accuracy"] == pytest.approx(run.history["val_accuracy"][-1], abs=1e-6)
+    assert 0 <= m["val_balanced_accuracy"] <= 1
+    assert run.config == TrainConfig(**TINY), "the config as asked, with no run data mixed in"
+    assert run.framing.box > 0 and (run.path / runs.FRAMING_FILE).is_file(), "the run saves the measured framing"
     # Loading needs nothing but the run directory.
     again = runs.get_run(run.id)
     model = again.load_model()
@@ -68,6 +94,23 @@ def test_cancel_stops_after_the_batch_and_keeps_a_valid_run(data_dir):
     assert run.has_model and run.load_model().output_shape == (None, 10)
 
 
+def test_a_failed_model_save_leaves_no_model_file(data_dir, monkeypatch):
+    import keras
+
+    def full_disk(model, path, *args, **kwargs):
+        with open(path, "wb") as f:
+            f.write(b"PK\x03\x04 half a zip")  # a kill or a full disk in the middle of the save
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(keras.Model, "save", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        train(TrainConfig(**TINY, limit=60), data_root=data_dir, run_id="full")
+    run_dir = runs.runs_dir() / "full"
+    assert not (run_dir / runs.MODEL_FILE).exists(), "nothing half-written under the final name"
+    assert not [p.name for p in run_dir.iterdir() if p.name.startswith(".")], "the temporary file is removed"
+    assert runs.get_run("full").state == "failed"
+
+
 def test_crash_marks_the_run_failed(data_dir):
     import keras
 
@@ -81,9 +124,7 @@ def test_crash_marks_the_run_failed(data_dir):
     assert status["state"] == "failed" and "disk on fire" in status["error"]
 
 
-def test_bad_requests_leave_no_run(data_dir, tmp_path):
-    with pytest.raises(ValueError, match="unknown architecture"):
-        train(TrainConfig(dataset="tiny10", arch="nope"), data_root=data_dir)
+def test_missing_data_leaves_no_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="download"):
         train(TrainConfig(dataset="kmnist"), data_root=tmp_path)
     assert not runs.runs_dir().exists() or not any(runs.runs_dir().iterdir())
@@ -93,9 +134,11 @@ def test_run_ids_are_safe_and_never_overwritten(data_dir):
     for bad in ("../escape", "a/b", "", ".hidden", "x" * 200):
         with pytest.raises(ValueError):
             runs.validate_run_id(bad)
-    train(TrainConfig(**TINY, limit=40), data_root=data_dir, run_id="same")
-    with pytest.raises(FileExistsError):
+    runs.create_run_dir("same")
+    (runs.runs_dir() / "same" / "mine").touch()
+    with pytest.raises(FileExistsError, match="never overwritten"):
         train(TrainConfig(**TINY, limit=40), data_root=data_dir, run_id="same")
+    assert [p.name for p in (runs.runs_dir() / "same").iterdir()] == ["mine"], "the existing run is untouched"
 
 
 def test_split_is_seeded_and_stratified():
