@@ -5,12 +5,16 @@ runs from $KMNIST_RUNS_DIR (else runs/ here).
 """
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the server log
+# TensorFlow's C++ log: 3 keeps its start-up chatter and, on machines without a GPU, its failed GPU probe
+# ("E0000 … failed call to cuInit") out of the server log; Python errors still reach it.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import streamlit as st  # noqa: E402 - after the environment TensorFlow reads at import
 
-from kmnist import datasets, runs  # noqa: E402
+from kmnist import datasets, files, jobs, runs  # noqa: E402
 from pages import common  # noqa: E402
+
+ICON = files.ROOT / "assets" / "icon.png"  # the tab icon, served by the app itself (works offline)
 
 STATE_ICON = {"complete": ":material/check_circle:", "partial": ":material/incomplete_circle:",
               "absent": ":material/radio_button_unchecked:"}
@@ -36,19 +40,30 @@ def sidebar() -> None:
             st.markdown(f"{STATE_ICON[state]} **{s.name}** {state}")
 
 
-# A local icon: a :material/...: page icon makes the browser fetch the favicon from Google's font host.
-st.set_page_config(page_title="Kuzushiji lab", page_icon=os.path.join(os.path.dirname(__file__), "assets", "icon.png"),
-                   layout="wide")
-page = st.navigation([
-    st.Page("pages/draw.py", title="Draw", icon=":material/draw:", default=True),
-    st.Page("pages/dataset.py", title="Dataset", icon=":material/dataset:"),
-    st.Page("pages/embedding.py", title="Embedding", icon=":material/scatter_plot:"),
-    st.Page("pages/evaluation.py", title="Evaluation", icon=":material/analytics:"),
-    st.Page("pages/weak_classes.py", title="Weak classes", icon=":material/troubleshoot:"),
-    st.Page("pages/training.py", title="Training", icon=":material/model_training:"),
-])
-sidebar()
-active = runs.active_run()
-if active is not None and active.has_model:
-    common.predictor(active)  # load and trace the model once per server, before the first stroke needs it
-page.run()
+def frame():
+    """Page config, menu and sidebar around every page; returns the page the URL asks for."""
+    if jobs.public_mode():  # no exception detail (paths, code) reaches a visitor's browser; the server log has it
+        st.set_option("client.showErrorDetails", "none")
+    st.set_page_config(page_title="Kuzushiji lab", page_icon=str(ICON), layout="wide")
+    page = st.navigation([
+        st.Page("pages/draw.py", title="Draw", icon=":material/draw:", default=True),
+        st.Page("pages/dataset.py", title="Dataset", icon=":material/dataset:"),
+        st.Page("pages/embedding.py", title="Embedding", icon=":material/scatter_plot:"),
+        st.Page("pages/evaluation.py", title="Evaluation", icon=":material/analytics:"),
+        st.Page("pages/weak_classes.py", title="Weak classes", icon=":material/troubleshoot:"),
+        st.Page("pages/training.py", title="Training", icon=":material/model_training:"),
+    ])
+    sidebar()
+    return page
+
+
+def main() -> None:
+    """The page the URL asks for, in the frame."""
+    page = frame()
+    common.warm()  # the model loads with the first page, not with the first stroke
+    st.session_state[common.FRAMED] = True
+    page.run()
+
+
+if __name__ == "__main__":  # run by Streamlit, for every URL; a page run without it calls main() itself
+    main()

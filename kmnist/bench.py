@@ -119,7 +119,7 @@ def measure_arch(config: TrainConfig, dataset: datasets.Dataset, latency_calls: 
                                     "train_images_per_s", "params", "model_bytes", "train_images",
                                     "epochs_done")}
         recalls = [c["recall"] for c in m["per_class"]]
-    return result | {"arch": config.arch, "config": config.to_json() | {"framing": None},
+    return result | {"arch": config.arch, "config": config.to_json(),
                      "min_class_recall": float(min(recalls)), "latency_ms": lat,
                      "batch256_images_per_s": throughput(model), "peak_rss_mb": peak_rss_mb()}
 

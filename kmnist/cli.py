@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
 from pathlib import Path
 
-from kmnist import datasets, runs
+from kmnist import KmnistError, datasets, runs
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off the terminal
 
@@ -16,8 +17,16 @@ def _print_json(data) -> None:
     print(json.dumps(data, ensure_ascii=False, indent=1))
 
 
+class UsageError(KmnistError):
+    """Options that do not make a valid request."""
+
+
+# Failures of the machine rather than of kmnist: the user fixes them (frees space, changes permissions).
+ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO}
+
+
 def _run_or_active(run_id: str | None) -> runs.Run:
-    if run_id:
+    if run_id is not None:  # `--run ""` is a bad id, not a request for the active model
         return runs.get_run(run_id)
     run = runs.active_run()
     if run is None:
@@ -62,16 +71,19 @@ def cmd_train(args) -> int:
     from kmnist.config import TrainConfig, preset
     from kmnist.files import read_json
     from kmnist.train import train
-    if args.config:
-        data = read_json(Path(args.config))
-        if not isinstance(data, dict):
-            raise ValueError(f"{args.config} is missing or not a training config (a JSON object of TrainConfig fields)")
-        base = TrainConfig.from_json(data)
-    else:
-        base = preset(args.preset or args.arch or "seed")
-    config = base.replace(
-        arch=args.arch, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-        limit=args.limit, strategy=args.strategy, class_weighting=args.class_weighting)
+    try:
+        if args.config:
+            data = read_json(Path(args.config))
+            if not isinstance(data, dict):
+                raise UsageError(f"{args.config} is missing or not a training config (a JSON object of TrainConfig fields)")
+            base = TrainConfig.from_json(data)
+        else:
+            base = preset(args.preset or args.arch or "seed")
+        config = base.replace(
+            arch=args.arch, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+            limit=args.limit, strategy=args.strategy, class_weighting=args.class_weighting)
+    except ValueError as e:  # the config checks its own fields: a bad option, not a bug
+        raise UsageError(str(e)) from None
     callbacks = [] if args.json else [_ProgressPrinter()]
     run = train(config, run_id=args.run_id, data_root=args.data_dir, callbacks=callbacks)
     m = run.metrics
@@ -191,6 +203,19 @@ def cmd_predict(args) -> int:
     return 1 if failed else 0
 
 
+def _run_row(run: runs.Run, active: str | None) -> dict:
+    status, m = run.status, run.metrics
+    try:
+        arch, dataset, problem = run.config.arch, run.config.dataset, None
+    except runs.RunError as e:  # one broken run must not hide the others
+        arch, dataset, problem = "?", "?", str(e)
+    state = runs.judge(status)
+    return {"id": run.id, "active": run.id == active, "shipped": run.shipped, "state": state,
+            "at": runs.stopped_at(status) if state in ("interrupted", *runs.ACTIVE_STATES) else None,
+            "epochs_done": m.get("epochs_done", status.get("epochs_done")), "arch": arch, "dataset": dataset,
+            "accuracy": m.get("accuracy"), "balanced_accuracy": m.get("balanced_accuracy"), "problem": problem}
+
+
 def cmd_export(args) -> int:
     from kmnist.export import ExportMismatchError, export_run
     try:
@@ -208,18 +233,17 @@ def cmd_export(args) -> int:
 
 def cmd_runs(args) -> int:
     active = runs.active_run_id()
-    rows = [{"id": r.id, "active": r.id == active, "shipped": r.shipped, "state": r.state,
-             "arch": r.config.arch, "dataset": r.config.dataset, "accuracy": r.metrics.get("accuracy"),
-             "balanced_accuracy": r.metrics.get("balanced_accuracy")} for r in runs.list_runs()]
+    rows = [_run_row(r, active) for r in runs.list_runs()]
     if args.json:
         _print_json(rows)
         return 0
     if not rows:
         print(f"no runs yet in {runs.runs_dir()}")
     for r in rows:
-        acc = f"{r['accuracy']:.4f}" if r["accuracy"] is not None else "-"
-        print(f"{'*' if r['active'] else ' '} {r['id']:<40} {r['state']:<10} {r['arch']:<10} {r['dataset']:<10} {acc}"
-              + ("  (shipped)" if r["shipped"] else ""))
+        acc = f"{r['accuracy']:.4f}" if isinstance(r["accuracy"], (int, float)) else "-"
+        print(f"{'*' if r['active'] else ' '} {r['id']:<40} {r['state']:<11} {r['arch']:<10} {r['dataset']:<10} {acc}"
+              + ("  (shipped)" if r["shipped"] else "") + (f"  at {r['at']}" if r["at"] else "")
+              + (f"  {r['problem']}" if r["problem"] else ""))
     return 0
 
 
@@ -232,6 +256,8 @@ def cmd_activate(args) -> int:
 def cmd_embed(args) -> int:
     import time
     from kmnist import embed
+    if args.run is not None:
+        runs.validate_run_id(args.run)  # before any cache path is built from it
     names = args.dataset or [embed.kuzushiji_dataset(args.data_dir), "mnist"]
     run_id = (args.run or runs.active_run_id() or "") if args.space == "features" else ""
     started = time.time()
@@ -375,8 +401,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (datasets.DataMissingError, runs.RunNotFoundError, FileExistsError, ValueError) as e:
+    except KmnistError as e:  # only the package's own errors are one line: a bug keeps its traceback
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if e.errno not in ENVIRONMENT_ERRNOS:
+            raise
+        print(f"error: {e.strerror}" + (f": {e.filename}" if e.filename else ""), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -53,7 +53,8 @@ class TrainConfig:
         for name, allowed in (("arch", tuple(ARCHITECTURES)), ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
                               ("class_weighting", CLASS_WEIGHTINGS), ("strategy", STRATEGIES)):
             if getattr(self, name) not in allowed:
-                raise ValueError(f"unknown {WORDS.get(name, name)} {getattr(self, name)!r}; choose one of {', '.join(allowed)}")
+                raise ValueError(f"unknown {WORDS.get(name, name)} {getattr(self, name)!r}; "
+                                 f"choose one of {', '.join(allowed)}")
         rules = (("dataset", bool(self.dataset), "a dataset name"),
                  ("epochs", self.epochs >= 1, "at least 1"),
                  ("batch_size", self.batch_size >= 1, "at least 1"),

@@ -4,12 +4,13 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from kmnist import classes as cls
+from kmnist import KmnistError, classes as cls
 from kmnist.download import DownloadError, Progress, UnreachableError, fetch, md5sum
 
 CODH = "http://codh.rois.ac.jp/kmnist/dataset"
@@ -60,8 +61,12 @@ OFFICIAL: dict[str, OfficialDataset] = {
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-class DataMissingError(FileNotFoundError):
+class DataMissingError(KmnistError, FileNotFoundError):
     """Files a step needs are absent; the message says which, where, and how to supply them."""
+
+
+class BadDataError(KmnistError, ValueError):
+    """A dataset file is unreadable, or holds arrays of the wrong kind; the message names the file."""
 
 
 def data_dir(explicit: str | os.PathLike | None = None) -> Path:
@@ -83,7 +88,7 @@ def spec(name: str) -> OfficialDataset:
     if name in OFFICIAL:
         return OFFICIAL[name]
     if not NAME_RE.match(name):
-        raise ValueError(f"invalid dataset name {name!r}")
+        raise BadDataError(f"invalid dataset name {name!r}: use letters, digits, '.', '_' and '-'")
     roles = [f"{s}-{k}" for s in SPLITS for k in ("imgs", "labels")]
     files = tuple(RemoteFile(f"{name}-{r}.npz", "", r) for r in roles)
     return OfficialDataset(name, "", files + (RemoteFile(f"{name}_classmap.csv", "", "classmap"),), name)
@@ -150,38 +155,88 @@ def _path(name: str, role: str, root: Path | None) -> Path:
 
 
 def _read_idx(path: Path) -> np.ndarray:
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    magic = int.from_bytes(data[:4], "big")
-    ndim = magic & 0xFF
-    shape = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+    try:
+        with gzip.open(path, "rb") as f:
+            data = f.read()
+        magic = int.from_bytes(data[:4], "big")
+        ndim = magic & 0xFF
+        if magic >> 8 != 0x08 or not 1 <= ndim <= 3:  # 0x08: unsigned bytes, the only type MNIST uses
+            raise ValueError(f"magic number {magic:#x} is not an IDX file of unsigned bytes")
+        shape = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+        return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+    except (OSError, EOFError, ValueError) as e:  # gzip.BadGzipFile is an OSError
+        raise BadDataError(f"{path} is not a readable gzipped IDX file ({e})") from None
+
+
+NPZ_MAGIC = b"PK"  # an .npz is a zip archive of .npy files
+
+
+def _read_npz(path: Path) -> np.ndarray:
+    """arr_0 of an .npz, never unpickling anything; every way the file can be wrong is named."""
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if head != NPZ_MAGIC:
+        kind = "is empty" if not head else "is not an .npz archive (a zip of arrays), e.g. text or a bare .npy"
+        raise BadDataError(f"{path} {kind}; save arrays with numpy.savez or numpy.savez_compressed")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            names = z.files
+            if "arr_0" in names:
+                return z["arr_0"]
+    except (zipfile.BadZipFile, EOFError, OSError, zipfile.LargeZipFile) as e:
+        raise BadDataError(f"{path} is a corrupt or truncated .npz archive ({e})") from None
+    except ValueError as e:
+        if "allow_pickle" not in str(e):  # a damaged array header or size
+            raise BadDataError(f"{path} holds a damaged array ({e})") from None
+        # Object arrays, refused as they must be; numpy's hint to allow pickles is unsafe advice, so not quoted.
+        raise BadDataError(f"{path} holds Python objects, which could only be read by unpickling, and kmnist "
+                           "never does that; store plain uint8 arrays") from None
+    raise BadDataError(f"{path} holds no array 'arr_0' (it holds: {', '.join(names) or 'nothing'}); "
+                       "save the array unnamed, as numpy.savez(file, array)")
 
 
 def _read_array(path: Path) -> np.ndarray:
-    if path.name.endswith(".gz"):
-        return _read_idx(path)
-    with np.load(path) as z:
-        return z["arr_0"]
+    return _read_idx(path) if path.name.endswith(".gz") else _read_npz(path)
+
+
+def _as_uint8(array: np.ndarray, path: Path, what: str) -> np.ndarray:
+    """uint8 as stored; integers within 0..255 converted exactly; anything else refused, never cast silently."""
+    if array.dtype == np.uint8:
+        return array
+    if np.issubdtype(array.dtype, np.integer) and (array.size == 0 or (array.min() >= 0 and array.max() <= 255)):
+        return array.astype(np.uint8)
+    if np.issubdtype(array.dtype, np.floating):
+        hint = (" (values in 0..1: multiply by 255 and round first)" if array.size and array.max() <= 1.0 else "")
+        raise BadDataError(f"{path} holds {what} as {array.dtype}; kmnist reads only uint8 0..255{hint}")
+    raise BadDataError(f"{path} holds {what} as {array.dtype} that do not fit uint8 0..255")
 
 
 def load_images(name: str, split: str, root: Path | None = None) -> np.ndarray:
     """uint8 images (N, 28, 28), 0 background, 255 ink."""
-    images = _read_array(_path(name, f"{split}-imgs", root)).astype(np.uint8, copy=False)
+    path = _path(name, f"{split}-imgs", root)
+    images = _read_array(path)
     if images.ndim != 3 or images.shape[1:] != (28, 28):
-        raise ValueError(f"{name} {split} images have shape {images.shape}, expected (N, 28, 28)")
-    return images
+        raise BadDataError(f"{path}: images have shape {images.shape}, expected (N, 28, 28)")
+    return _as_uint8(images, path, "images")
 
 
 def load_labels(name: str, split: str, root: Path | None = None) -> np.ndarray:
     """uint8 labels (N,); available even when the images are not."""
-    return _read_array(_path(name, f"{split}-labels", root)).astype(np.uint8, copy=False).reshape(-1)
+    path = _path(name, f"{split}-labels", root)
+    labels = _read_array(path)
+    if labels.ndim != 1 and not (labels.ndim == 2 and labels.shape[1] == 1):
+        raise BadDataError(f"{path}: labels have shape {labels.shape}, expected (N,)")
+    return _as_uint8(labels, path, "labels").reshape(-1)
 
 
 def load_classes(name: str, root: Path | None = None) -> list[cls.ClassInfo]:
     if name == "mnist":
         return cls.digit_classes()
-    return cls.read_classmap(_path(name, "classmap", root))
+    path = _path(name, "classmap", root)
+    try:
+        return cls.read_classmap(path)
+    except (ValueError, KeyError, IndexError) as e:  # UnicodeDecodeError is a ValueError
+        raise BadDataError(f"{path} is not a class map: {e}") from None
 
 
 @dataclass
@@ -205,9 +260,9 @@ def load(name: str, root: Path | None = None) -> Dataset:
     for split in SPLITS:
         images, labels = load_images(name, split, root), load_labels(name, split, root)
         if len(images) != len(labels):
-            raise ValueError(f"{name} {split}: {len(images)} images but {len(labels)} labels")
+            raise BadDataError(f"{name} {split}: {len(images)} images but {len(labels)} labels")
         if len(labels) and labels.max() >= len(classes):
-            raise ValueError(f"{name} {split}: label {labels.max()} outside the {len(classes)} classes")
+            raise BadDataError(f"{name} {split}: label {labels.max()} outside the {len(classes)} classes")
         splits[split] = Split(images, labels)
     return Dataset(name, classes, splits["train"], splits["test"])
 
@@ -222,7 +277,7 @@ def download(name: str, root: Path | None = None, progress: Progress | None = No
     """Fetch the missing or corrupt files of an official dataset; report every failure at once."""
     source = source or OFFICIAL.get(name)
     if source is None:
-        raise ValueError(f"{name!r} is not an official dataset; choose one of {', '.join(OFFICIAL)}")
+        raise BadDataError(f"{name!r} is not an official dataset; choose one of {', '.join(OFFICIAL)}")
     folder = data_dir(root) / source.name
     fetched, errors = [], []
     for f in source.files:

@@ -8,6 +8,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from kmnist import KmnistError
 from kmnist.files import atomic_open
 
 # progress(file_name, bytes_done, bytes_total or None)
@@ -15,7 +16,7 @@ Progress = Callable[[str, int, "int | None"], None]
 CHUNK = 1 << 16
 
 
-class DownloadError(RuntimeError):
+class DownloadError(KmnistError, RuntimeError):
     """A download failed; the message says which file and why."""
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kmnist import datasets, files, runs
+from kmnist import KmnistError, datasets, files, runs
 
 SHIPPED = files.ROOT / "assets" / "embeddings"  # maps committed with the project, so the page opens at once
 SPACES = ("pixels", "features")
@@ -23,6 +23,10 @@ KUZUSHIJI = ("k49", "kmnist", "kmnist6k")  # Kuzushiji datasets, most complete f
 FORMAT = 1  # bump when the file layout changes; old cache files are then ignored
 
 Progress = Callable[[str, float], None]  # (stage description, fraction done 0..1)
+
+
+class EmbedError(KmnistError, ValueError):
+    """Map parameters that do not make a map."""
 
 
 @dataclass(frozen=True)
@@ -39,11 +43,13 @@ class EmbedConfig:
 
     def __post_init__(self):
         if self.space not in SPACES:
-            raise ValueError(f"unknown space {self.space!r}; choose one of {', '.join(SPACES)}")
+            raise EmbedError(f"unknown space {self.space!r}; choose one of {', '.join(SPACES)}")
         if (self.space == "features") != bool(self.run_id):
-            raise ValueError("a run id is needed for space 'features', and only there")
+            raise EmbedError("a run id is needed for space 'features', and only there")
+        if self.run_id:
+            runs.validate_run_id(self.run_id)  # it becomes part of a file name
         if self.sample < 2:
-            raise ValueError("a map needs at least 2 points")
+            raise EmbedError("a map needs at least 2 points")
 
     def key(self) -> str:
         """File name stem: readable, plus a hash of every parameter."""

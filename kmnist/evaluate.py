@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from kmnist import KmnistError
 from kmnist.classes import ClassInfo
 
 if TYPE_CHECKING:
@@ -93,11 +94,12 @@ def validation_scores(probs: np.ndarray, labels: np.ndarray, label_smoothing: fl
     """A model's final scores on the validation split, as metrics.json keeps them beside the test scores.
 
     `val_loss` is the training objective (cross-entropy with the run's label smoothing), the quantity Keras
-    logs per epoch; balanced accuracy is over the classes the split holds.
+    logs per epoch as val_loss; balanced accuracy is over the classes the split holds.
     """
     num_classes = probs.shape[1]
     target = np.eye(num_classes)[labels] * (1 - label_smoothing) + label_smoothing / num_classes
-    p = np.clip(probs / probs.sum(axis=1, keepdims=True), 1e-7, 1 - 1e-7)  # as Keras's cross-entropy does
+    # Keras computes a softmax model's loss from its logits, unclipped: clip only what float32 rounded to zero.
+    p = np.maximum(np.asarray(probs, np.float64), np.finfo(np.float32).tiny)
     hit = probs.argmax(axis=1) == labels
     recalls = [hit[labels == c].mean() for c in np.unique(labels)]
     return {"val_accuracy": float(hit.mean()), "val_balanced_accuracy": float(np.mean(recalls)),
@@ -164,7 +166,7 @@ def f1_table(reports: Iterable[tuple[str, Report]], chars: Sequence[str]) -> pd.
 
 # A run scored on another dataset: class tables matched by character, or refused.
 
-class ClassTableError(ValueError):
+class ClassTableError(KmnistError, ValueError):
     """A run and a dataset whose class tables do not map onto each other; the message names both."""
 
 
@@ -196,7 +198,7 @@ def labels_for_run(labels: np.ndarray, data_classes: Sequence[ClassInfo], run_cl
     """
     labels = np.asarray(labels)
     if len(labels) and labels.max() >= len(data_classes):
-        raise ValueError(f"{data_name} has labels up to {labels.max()}, but its class table has "
+        raise ClassTableError(f"{data_name} has labels up to {labels.max()}, but its class table has "
                          f"{len(data_classes)} classes")
     if [c.char for c in data_classes] == [c.char for c in run_classes]:
         return labels, np.ones(len(labels), bool)

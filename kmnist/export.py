@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kmnist import files, runs
+from kmnist import KmnistError, files, runs
 from kmnist.preprocess import SIZE, to_input
 
 ONNX_FILE, EXPORT_FILE = "model.onnx", "export.json"
@@ -25,7 +25,7 @@ CHECK_IMAGES = 64  # images in the verification batch
 TOLERANCE = 1e-4  # largest probability difference from Keras accepted
 
 
-class ExportMismatchError(RuntimeError):
+class ExportMismatchError(KmnistError, RuntimeError):
     """The ONNX graph does not reproduce the Keras model's outputs."""
 
 

@@ -3,6 +3,8 @@ training curves, per-class F1 across runs, UMAP maps) and image grids. Pure func
 tested without a browser."""
 from __future__ import annotations
 
+import zlib
+
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -44,8 +46,17 @@ def top_guesses(guesses: Sequence[Guess]) -> go.Figure:
     return fig
 
 
-def confusion(cm: np.ndarray, classes: Sequence[ClassInfo], normalise: bool = False) -> go.Figure:
+def share_text(v: float) -> str:
+    """A row share as a cell label: one decimal under 10%, so a cell of a few images never reads "0%"."""
+    return f"{v:.1%}" if v < 0.1 else f"{v:.0%}"
+
+
+def confusion(cm: np.ndarray, classes: Sequence[ClassInfo], normalise: bool = False,
+              chosen: tuple[int, int] | None = None) -> go.Figure:
     """The confusion matrix as a scatter of square markers, one per cell, so a click selects a cell.
+
+    `chosen` (true, predicted) is outlined; after a click Plotly would fade every other cell, so selection
+    keeps them all fully drawn.
 
     Rows are true classes (top to bottom), columns predicted classes. Each point's customdata is
     [true, predicted, count, row share, true char, predicted char]; `cell_from_selection` reads it back.
@@ -73,11 +84,17 @@ def confusion(cm: np.ndarray, classes: Sequence[ClassInfo], normalise: bool = Fa
             marker=dict(symbol="square", size=cell_px * 0.92, color=shown, colorscale=scale,
                         cmin=0, cmax=top,
                         line=dict(width=0.5, color="#bbbbbb")),
-            text=[(f"{v:.0%}" if normalise else f"{v:d}") if v else "" for v in shown],
+            text=[(share_text(v) if normalise else f"{v:d}") if v else "" for v in shown],
             textfont=dict(size=11, color=["white" if v > 0.55 * top else "#333333" for v in shown]),  # legible
             customdata=[c for c, m in zip(custom, mask) if m],
+            selected=dict(marker=dict(opacity=1)), unselected=dict(marker=dict(opacity=1)),
             hovertemplate=("true %{customdata[4]} → predicted %{customdata[5]}<br>"
                            "count %{customdata[2]} (%{customdata[3]:.1%} of true %{customdata[4]})<extra></extra>")))
+    if chosen is not None:
+        fig.add_trace(go.Scatter(x=[chosen[1]], y=[chosen[0]], mode="markers", hoverinfo="skip",
+                                 customdata=[custom[chosen[0] * n + chosen[1]]],
+                                 marker=dict(symbol="square-open", size=cell_px * 0.98, color="#111111",
+                                             line=dict(width=3))))
     ticks = dict(tickmode="array", tickvals=list(range(n)), ticktext=chars, tickfont=dict(size=14 if n <= 12 else 10),
                  showgrid=False, zeroline=False)
     fig.update_layout(height=CONFUSION_PX, width=CONFUSION_PX, margin=dict(l=60, r=10, t=30, b=60),
@@ -120,9 +137,15 @@ def history(hist: Mapping[str, Sequence[float]]) -> go.Figure:
     return fig
 
 
+def run_colour(run_id: str) -> str:
+    """A colour that stays with a run however many runs there are: picked by a stable hash of its id."""
+    return qualitative.Dark24[zlib.crc32(run_id.encode()) % len(qualitative.Dark24)]
+
+
 def f1_across_runs(table: pd.DataFrame, threshold: float | None = None) -> go.Figure:
     """Grouped bars of F1 per class (columns) for each run (rows), with the weak-class line."""
     fig = go.Figure([go.Bar(name=str(run_id), x=list(table.columns), y=row.to_numpy(),
+                            marker_color=run_colour(str(run_id)),
                             hovertemplate=f"{run_id}<br>%{{x}}: F1 %{{y:.3f}}<extra></extra>")
                      for run_id, row in table.iterrows()])
     if threshold is not None:

@@ -16,15 +16,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kmnist import datasets, files, runs
+from kmnist import KmnistError, datasets, files, runs
 from kmnist.config import TrainConfig
 
-ACTIVE_STATES = ("starting", "running")
+ACTIVE_STATES = runs.ACTIVE_STATES
 NICENESS = 10  # training runs below the app's priority, so pages stay responsive meanwhile
 LOG_TAIL = 2000  # characters of the log quoted when a job died without a status
 
 
-class JobError(RuntimeError):
+class JobError(KmnistError, RuntimeError):
     """A job cannot be started or found; the message says why."""
 
 
@@ -50,44 +50,28 @@ class Job:
             return None  # the process has not written its config yet
 
 
+def _flag(name: str, default: bool) -> bool:
+    """An on/off environment variable: 0, false, no and off are off; unset or empty is `default`."""
+    value = os.environ.get(name, "").strip().lower()
+    return default if not value else value not in ("0", "false", "no", "off")
+
+
+def public_mode() -> bool:
+    """Whether the app is served to anyone (KMNIST_PUBLIC=1): then nothing a visitor does writes on the server.
+
+    Training, activation, dataset downloads, map computing and deletions are off, and the app shows no
+    exception details.
+    """
+    return _flag("KMNIST_PUBLIC", False)
+
+
 def training_allowed() -> bool:
-    """Whether this app may start trainings: KMNIST_ALLOW_TRAINING=0 makes it read-only."""
-    return os.environ.get("KMNIST_ALLOW_TRAINING", "1").strip().lower() not in ("0", "false", "no", "off")
+    """Whether this app may start trainings and activate models: not with KMNIST_ALLOW_TRAINING=0 nor in public mode."""
+    return not public_mode() and _flag("KMNIST_ALLOW_TRAINING", True)
 
 
 def jobs_dir() -> Path:
     return runs.runs_dir() / ".jobs"
-
-
-def _proc_stat(pid: int) -> tuple[str, int] | None:
-    """Process state letter and start time (clock ticks since boot) from /proc, None where unreadable."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2:].split()  # the command name may hold spaces and parentheses
-    return fields[0], int(fields[19])
-
-
-def pid_alive(pid: int | None, proc_start: int | None = None) -> bool:
-    """Whether the process still runs; proc_start guards against a recycled pid."""
-    if not pid:
-        return False
-    try:
-        if os.waitpid(pid, os.WNOHANG)[0]:  # reap our own finished child, else it lingers as a zombie
-            return False
-    except ChildProcessError:
-        pass  # not our child: someone else reaps it
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, under another user
-    stat = _proc_stat(pid)
-    if stat is None:
-        return True
-    return stat[0] != "Z" and (proc_start is None or stat[1] == proc_start)
 
 
 def _log_tail(path: Path | None) -> str:
@@ -101,15 +85,14 @@ def _job(run_id: str, record: dict) -> Job:
     status = files.read_json(runs.runs_dir() / run_id / runs.STATUS_FILE, {}) or {}
     log = Path(record["log"]) if record.get("log") else None
     pid = record.get("pid") or status.get("pid")  # no record: a training started from a terminal
-    alive = pid_alive(pid, record.get("proc_start"))
     state, message = status.get("state"), status.get("error", "")
-    if state in ACTIVE_STATES and not alive:
+    if state in ACTIVE_STATES and runs.judge(status, pid, record.get("proc_start")) == "interrupted":
         state = "interrupted"
         message = (f"The training process (pid {pid}) is gone but its run never finished: the app or machine "
-                   f"was restarted, or the process was killed. It stopped at epoch {status.get('epoch', 0)} of "
-                   f"{status.get('epochs', '?')}; start a new training to try again.")
+                   f"was restarted, or the process was killed. It stopped at {runs.stopped_at(status)}; "
+                   "start a new training to try again.")
     elif state is None:
-        if alive:
+        if runs.pid_alive(pid, record.get("proc_start")):
             state = "starting"
         elif record.get("cancel_requested"):
             state = "cancelled"
@@ -139,7 +122,7 @@ def list_jobs() -> list[Job]:
     root = runs.runs_dir()
     if root.is_dir():
         for p in root.iterdir():
-            if p.is_dir() and p.name not in records and runs.RUN_ID_RE.match(p.name):
+            if p.is_dir() and p.name not in records and runs.RUN_ID_RE.fullmatch(p.name):
                 status = files.read_json(p / runs.STATUS_FILE, {}) or {}
                 if status.get("state") in ACTIVE_STATES:
                     found.append(_job(p.name, {}))
@@ -207,10 +190,14 @@ def _kmnist(args: list[str], run_id: str, data_root: Path | None) -> list[str]:
     return [nice, "-n", str(NICENESS), *argv] if nice else argv  # nice execs, so the pid stays the trainer's
 
 
+def _refuse_when_read_only() -> None:
+    if not training_allowed():
+        raise JobError("Training is turned off here (KMNIST_ALLOW_TRAINING=0 or KMNIST_PUBLIC=1): this app is read-only.")
+
+
 def start(config: TrainConfig, data_root: Path | None = None) -> str:
     """Start a training as `config` says, in the background; return its run id. Refuses while another runs."""
-    if not training_allowed():
-        raise JobError("Training is turned off here (KMNIST_ALLOW_TRAINING=0): this app is read-only.")
+    _refuse_when_read_only()
     status = datasets.status(config.dataset, data_root)
     if not status.trainable:
         raise JobError(datasets.missing_message(status, status.missing))
@@ -224,8 +211,7 @@ def start(config: TrainConfig, data_root: Path | None = None) -> str:
 def start_finetune(base_id: str, drawings: str, epochs: int = 3, data_root: Path | None = None) -> str:
     """Fine-tune a run with a drawings dataset in the background (kmnist.finetune); returns the new run id."""
     from kmnist.finetune import new_run_id
-    if not training_allowed():
-        raise JobError("Training is turned off here (KMNIST_ALLOW_TRAINING=0): this app is read-only.")
+    _refuse_when_read_only()
     try:
         base = runs.get_run(base_id)
     except (ValueError, runs.RunNotFoundError) as e:
@@ -257,7 +243,7 @@ def _launch(new_id, argv_for) -> str:
             # Its own session: the training outlives a page rerun, and a Ctrl-C in the app's terminal.
             proc = subprocess.Popen(argv, cwd=files.ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
                                     stderr=subprocess.STDOUT, start_new_session=True)
-        stat = _proc_stat(proc.pid)
+        stat = runs.proc_stat(proc.pid)
         files.write_json(jobs_dir() / f"{run_id}.json", {
             "run_id": run_id, "pid": proc.pid, "proc_start": stat[1] if stat else None, "started": time.time(),
             "log": str(log), "argv": argv})
@@ -276,7 +262,7 @@ def cancel(run_id: str) -> Job:
         # Still importing TensorFlow, before any run dir or signal handler: stopping it loses nothing.
         path = jobs_dir() / f"{run_id}.json"
         files.write_json(path, (files.read_json(path, {}) or {}) | {"cancel_requested": True})
-        if job.pid and pid_alive(job.pid):
+        if job.pid and runs.pid_alive(job.pid):
             os.kill(job.pid, signal.SIGTERM)
     return get(run_id)
 

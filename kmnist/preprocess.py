@@ -7,6 +7,7 @@ characters sit. The framing is measured on the training images and saved with ea
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -14,18 +15,21 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from scipy import ndimage
 
+from kmnist import KmnistError
+
 SIZE = 28
 INK = 0.2  # intensity (0..1) above which a pixel counts as ink
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # larger uploads are refused with a message
-MAX_PIXELS = 4096 * 4096  # refuse decompression bombs before decoding
+MAX_SIDE = 4096  # larger pictures are refused before decoding (decompression bombs)
+MAX_PIXELS = MAX_SIDE * MAX_SIDE
 
 
-class EmptyImageError(ValueError):
+class EmptyImageError(KmnistError, ValueError):
     """The image holds no ink, so there is nothing to recognise."""
 
 
-class BadImageError(ValueError):
-    """The file is not a readable image."""
+class BadImageError(KmnistError, ValueError):
+    """The file is not a readable image, or too large to read."""
 
 
 @dataclass(frozen=True)
@@ -82,19 +86,35 @@ def measure_framing(images: np.ndarray, limit: int = 2000, seed: int = 0) -> Fra
                    com_x=float(coms[:, 1].mean()), stroke=float(np.median(strokes)))
 
 
+def read_file(path: str | Path, limit: int = MAX_UPLOAD_BYTES) -> bytes:
+    """A file's bytes, reading at most limit + 1 of them: /dev/zero or a huge file is refused, not loaded."""
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise BadImageError(f"the file is larger than the {limit / 1e6:.0f} MB limit")
+    return data
+
+
 def read_image(data: bytes | str | Path) -> np.ndarray:
     """Decode PNG/JPG bytes or a file into float32 grayscale (H, W) in 0..1, transparency as paper."""
     if isinstance(data, (str, Path)):
-        data = Path(data).read_bytes()
+        data = read_file(data)
     if len(data) > MAX_UPLOAD_BYTES:
         raise BadImageError(f"the image is {len(data) / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB")
+    too_large = f"the limit is {MAX_SIDE}x{MAX_SIDE} pixels"
     try:
-        img = Image.open(io.BytesIO(data))
+        with warnings.catch_warnings():  # Pillow warns below its own bomb limit; ours is lower and says so
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
         if img.width * img.height > MAX_PIXELS:
-            raise BadImageError(f"the image is {img.width}x{img.height} pixels; the limit is 4096x4096")
+            raise BadImageError(f"the image is too large: {img.width}x{img.height} pixels; {too_large}")
         img.load()
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
+    except Image.DecompressionBombError as e:  # so large that Pillow refuses to even describe it
+        raise BadImageError(f"the image is too large ({e}); {too_large}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:  # SyntaxError: Pillow's word for a broken header
         raise BadImageError("the file is not a readable PNG or JPEG image") from e
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey: scale to 0..1, not clip to 8 bits
+        return np.asarray(img, dtype=np.float32) / 65535.0
     return to_gray(np.asarray(img.convert("RGBA")))
 
 

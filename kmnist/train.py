@@ -1,7 +1,6 @@
 """A training run: data split, model, fit, and a run directory another process can follow and load."""
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
@@ -92,35 +91,50 @@ def _make_callbacks(run_dir: Path, config: TrainConfig, steps: int, started: flo
             super().__init__()
             self.history: dict[str, list[float]] = {}
             self.epoch = 0
+            self.batch = 0  # batches done in the current epoch
+            self.logs: dict = {}
             self.last_write = 0.0
 
-        def write(self, state: str, batch: int, logs: dict | None = None):
-            done = self.epoch * steps + batch
+        @property
+        def epochs_done(self) -> float:
+            """Whole epochs plus the share of the current one: a cancel after 10 of 43 batches is 0.233."""
+            done = round((self.epoch * steps + self.batch) / steps, 3)
+            return int(done) if done.is_integer() else done
+
+        def write(self, state: str = "running", logs: dict | None = None):
+            done = self.epoch * steps + self.batch
             elapsed = time.time() - started
             eta = elapsed / done * (config.epochs * steps - done) if done else None
+            self.logs = logs if logs is not None else self.logs
             files.write_json(run_dir / runs.STATUS_FILE, {
-                "state": state, "epoch": self.epoch + 1 if state == "running" else self.epoch,
-                "epochs": config.epochs, "batch": batch, "batches": steps, "elapsed_s": elapsed,
-                "eta_s": eta, "updated": now(), "pid": os.getpid(),
-                "metrics": {k: float(v) for k, v in (logs or {}).items()}, "history": self.history})
+                "state": state, "epoch": self.epoch + 1, "epochs": config.epochs, "batch": self.batch,
+                "batches": steps, "epochs_done": self.epochs_done, "elapsed_s": elapsed, "eta_s": eta,
+                "updated": now(), **runs.heartbeat(),
+                "metrics": {k: float(v) for k, v in self.logs.items()}, "history": self.history})
             self.last_write = time.time()
 
         def on_epoch_begin(self, epoch, logs=None):
-            self.epoch = epoch
-            self.write("running", 0)
+            self.epoch, self.batch, self.logs = epoch, 0, {}
+            self.write()
 
         def on_train_batch_end(self, batch, logs=None):
+            self.batch = batch + 1
             if stop.is_set() or (run_dir / runs.CANCEL_FILE).exists():
                 stop.set()
                 self.model.stop_training = True
             if time.time() - self.last_write > STATUS_EVERY:
-                self.write("running", batch + 1, logs)
+                self.write(logs=logs)
+
+        def on_test_batch_end(self, batch, logs=None):
+            if time.time() - self.last_write > STATUS_EVERY:
+                self.write()  # validation: progress is unchanged, the heartbeat goes on
 
         def on_epoch_end(self, epoch, logs=None):
-            for k, v in (logs or {}).items():
-                self.history.setdefault(k, []).append(float(v))
-            files.write_json(run_dir / runs.HISTORY_FILE, self.history)
-            self.write("running", steps, logs)  # self.epoch is still this epoch: "epoch e+1, all batches done"
+            if self.batch == steps:  # the history holds whole epochs; a cancelled one's share is in epochs_done
+                for k, v in (logs or {}).items():
+                    self.history.setdefault(k, []).append(float(v))
+                files.write_json(run_dir / runs.HISTORY_FILE, self.history)
+            self.write(logs=logs)
 
     return Follow()
 
@@ -155,19 +169,22 @@ def train(config: TrainConfig, dataset: datasets.Dataset | None = None, callback
     run_dir = runs.create_run_dir(run_id, runs_root)
     started = time.time()
     stop = threading.Event()
-    status = {"state": "starting", "pid": os.getpid(), "started": now(), "updated": now()}
+    status = {"state": "starting", "started": now(), "updated": now(), **runs.heartbeat()}
     files.write_json(run_dir / runs.STATUS_FILE, status)
     restore = _install_signal_handlers(stop)
     try:
         data = prepare(config, dataset, run_dir, extra)
-        model, history, train_seconds = fit(data, run_dir, started, stop, callbacks, verbose, start_from)
-        save(run_dir, model, data, history)
-        score(run_dir, model, data, history, "cancelled" if stop.is_set() else "completed", train_seconds, started)
+        model, progress, train_seconds = fit(data, run_dir, started, stop, callbacks, verbose, start_from)
+        save(run_dir, model, data, progress.history)
+        score(run_dir, model, data, progress, "cancelled" if stop.is_set() else "completed", train_seconds, started)
         return runs.Run(run_id, run_dir)
     except BaseException as e:
-        files.write_json(run_dir / runs.STATUS_FILE, status | {
-            "state": "failed", "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(),
-            "updated": now()})
+        try:
+            files.write_json(run_dir / runs.STATUS_FILE, status | {
+                "state": "failed", "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(),
+                "updated": now()})
+        except OSError:
+            pass  # not even that fits (a full disk): the status says running, and runs.judge reads it interrupted
         raise
     finally:
         restore()
@@ -197,8 +214,8 @@ def prepare(config: TrainConfig, dataset: datasets.Dataset, run_dir: Path,
 
 def fit(data: Prepared, run_dir: Path, started: float, stop: threading.Event, callbacks: Sequence = (),
         verbose: int = 0, start_from=None):
-    """Build and fit the model (from `start_from`'s weights when given); returns it, its per-epoch history and
-    the seconds the fit took."""
+    """Build and fit the model (from `start_from`'s weights when given); returns it, its progress (history, epochs
+    and batches done) and the fit's seconds."""
     import keras
     from kmnist import models
     config, num_classes = data.config, len(data.classes)
@@ -215,7 +232,7 @@ def fit(data: Prepared, run_dir: Path, started: float, stop: threading.Event, ca
               if len(data.val.labels) else None,
               epochs=config.epochs, verbose=verbose, callbacks=[follow, *callbacks],
               shuffle=False)  # the pipeline shuffles, seeded
-    return model, follow.history, time.time() - fit_start
+    return model, follow, time.time() - fit_start
 
 
 def save(run_dir: Path, model, data: Prepared, history: dict) -> None:
@@ -230,11 +247,11 @@ def save(run_dir: Path, model, data: Prepared, history: dict) -> None:
     files.write_json(run_dir / runs.HISTORY_FILE, history)
 
 
-def score(run_dir: Path, model, data: Prepared, history: dict, state: str, train_seconds: float,
+def score(run_dir: Path, model, data: Prepared, progress, state: str, train_seconds: float,
           started: float) -> None:
     """Validation and test scores into metrics.json, test predictions beside them, and the final status."""
     from kmnist.predict import predict_proba
-    config = data.config
+    config, history = data.config, progress.history
     val = (validation_scores(predict_proba(model, data.val.images, tta=config.tta), data.val.labels,
                              config.label_smoothing) if len(data.val.labels) else dict.fromkeys(VALIDATION_KEYS))
     eval_start = time.time()
@@ -242,9 +259,10 @@ def score(run_dir: Path, model, data: Prepared, history: dict, state: str, train
     eval_seconds = time.time() - eval_start
     with files.atomic_open(run_dir / runs.PREDICTIONS_FILE, "wb") as f:
         np.save(f, y_pred)
-    epochs_done = len(history.get("loss", []))
+    epochs_done = progress.epochs_done  # a cancel mid-epoch counts the batches it did: 10 of 43 is 0.233
     metrics = report(data.test.labels, y_pred, data.classes).to_json() | val | {
-        "state": state, "epochs_done": epochs_done, "train_seconds": train_seconds,
+        "state": state, "epochs_done": epochs_done, "batches_done": progress.epoch * data.steps + progress.batch,
+        "train_seconds": train_seconds,
         "wall_seconds": time.time() - started,
         "train_images_per_s": len(data.train.labels) * max(epochs_done, 1) / max(train_seconds, 1e-9),
         "eval_images_per_s": len(y_pred) / max(eval_seconds, 1e-9),
@@ -252,8 +270,9 @@ def score(run_dir: Path, model, data: Prepared, history: dict, state: str, train
         "train_images": len(data.train.labels), "val_images": len(data.val.labels), "test_images": len(y_pred)}
     files.write_json(run_dir / runs.METRICS_FILE, metrics)
     files.write_json(run_dir / runs.STATUS_FILE, {
-        "state": state, "epoch": epochs_done, "epochs": config.epochs, "batch": data.steps, "batches": data.steps,
-        "elapsed_s": time.time() - started, "eta_s": 0, "updated": now(), "pid": os.getpid(),
+        "state": state, "epoch": progress.epoch + 1, "epochs": config.epochs, "batch": progress.batch,
+        "batches": data.steps, "epochs_done": epochs_done, "elapsed_s": time.time() - started, "eta_s": 0,
+        "updated": now(), **runs.heartbeat(),
         "metrics": {k: metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")},
         "history": history})
 

@@ -12,10 +12,28 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from kmnist import datasets, figures, runs
+from kmnist import datasets, figures, jobs, runs
 from kmnist.classes import ClassInfo
-from kmnist.export import ONNX_FILE, onnx_path
+from kmnist.export import onnx_path
 from kmnist.predict import OnnxPredictor, Predictor
+
+
+FRAMED = "framed_by_app"  # session key app.py sets right before it runs a page
+
+
+def enter() -> None:
+    """A page's first line: make sure app.py's frame (page config, menu, sidebar) is around it.
+
+    A folder named pages/ beside the entry script is Streamlit's legacy multipage layout, which Streamlit
+    follows until st.navigation is first called in the server process (under AppTest: in each run). So a
+    deep link that is the first request after a start (say /evaluation) runs its page alone, without app.py.
+    Then the page runs app.py (whose st.navigation call ends the legacy layout), which runs the page framed,
+    and this bare run stops there.
+    """
+    if not st.session_state.pop(FRAMED, False):
+        from app import main
+        main()
+        st.stop()
 
 
 def stop(message: str) -> None:
@@ -25,14 +43,44 @@ def stop(message: str) -> None:
 
 
 def active_run_or_stop() -> runs.Run:
-    run = runs.active_run()
-    if run is None:
+    """The run whose model the page uses: the active one, or, when its model cannot be loaded, the shipped
+    default under a one-line warning naming the run and what is wrong."""
+    try:
+        active = runs.load_active(load=_checked_model)
+    except runs.ModelError as e:
+        stop(f"{e}. Activate a working run on the **Training** page (or with `python -m kmnist activate RUN`).")
+    if active is None:
         stop("There is no active model yet. Train one on the **Training** page (or run "
              "`python -m kmnist train`), then activate it there.")
-    if not run.has_model:
-        stop(f"The active run {run.id} has no model file ({run.state}). Activate a finished run on the "
-             "**Training** page (or with `python -m kmnist activate RUN`).")
-    return run
+    if active.problem:
+        st.warning(active.problem)
+    return active.run
+
+
+def progress(run: runs.Run) -> str:
+    """How far a run's training got, e.g. "epoch 1 of 3, batch 10 of 43"; "" before it has started."""
+    return runs.stopped_at(run.status) if run.status.get("epochs") else ""
+
+
+def scores(run: runs.Run) -> tuple[str, dict[str, float]]:
+    """The score runs are ranked by (balanced accuracy for the 49 K49 classes, else accuracy) and its value on
+    the validation and test splits the run was scored on."""
+    m = run.metrics
+    key = "balanced_accuracy" if len(m.get("per_class") or []) == 49 else "accuracy"
+    found = {split: m.get(prefix + key) for split, prefix in (("validation", "val_"), ("test", ""))}
+    return key.replace("_", " "), {k: v for k, v in found.items() if isinstance(v, (int, float))}
+
+
+def score_words(run: runs.Run) -> str:
+    """E.g. "validation accuracy 98.5% · test 96.8%"; empty for a run without scores."""
+    name, found = scores(run)
+    return " · ".join(f"{split}{' ' + name if i == 0 else ''} {v:.1%}" for i, (split, v) in enumerate(found.items()))
+
+
+def run_label(run: runs.Run, active_id: str | None) -> str:
+    """A run as every picker and table names it: id, state, how far it got, its scores, and whether it is active."""
+    parts = [run.id, run.state, progress(run), score_words(run), "active" if run.id == active_id else ""]
+    return " · ".join(p for p in parts if p)
 
 
 def choose_run(key: str) -> runs.Run:
@@ -43,40 +91,123 @@ def choose_run(key: str) -> runs.Run:
     ids = list(found)
     active = runs.active_run_id()
     pick = st.selectbox("Run", ids, index=ids.index(active) if active in ids else 0, key=key,
-                        format_func=lambda i: found[i].label() + (" · active" if i == active else ""))
+                        format_func=lambda i: run_label(found[i], active))
     return found[pick]
+
+
+def lower_score(candidate: runs.Run, active: runs.Run) -> str | None:
+    """E.g. "validation accuracy 98.5% → 93.5%" when the candidate scores lower than the active run on the first
+    split both were scored on (validation before test: choices cite validation); None when it does not."""
+    name, mine = scores(candidate)
+    _, theirs = scores(active)
+    for split in ("validation", "test"):
+        if split in mine and split in theirs:
+            return f"{split} {name} {theirs[split]:.1%} → {mine[split]:.1%}" if mine[split] < theirs[split] else None
+    return None
+
+
+def activation(run: runs.Run, allowed: bool, key: str, label: str = "Make this the active model") -> None:
+    """A button that makes `run` the model every page uses, asking first when it scores lower than the active one."""
+    active = runs.active_run()
+    if active is not None and active.id == run.id:
+        st.success(f"{run.id} is the active model: every page uses it.")
+        return
+    if not run.has_model:
+        st.caption(f"{run.id} saved no model ({run.state}), so it cannot be made the active model.")
+        return
+    asking = f"{key}-confirm"
+    if allowed and st.session_state.get(asking) == run.id:
+        st.warning(f"{lower_score(run, active)}: make {run.id} the active model anyway?")
+        yes, no = st.columns(2)
+        if yes.button("Make it active anyway", key=f"{key}-yes", type="primary"):
+            _activate(run, key)
+        if no.button(f"Keep {active.id}", key=f"{key}-no"):
+            del st.session_state[asking]
+            st.rerun()
+        return
+    if st.button(label, key=key, type="primary", disabled=not allowed,
+                 help=None if allowed else "Read-only here: activating models is turned off"):
+        if active is not None and lower_score(run, active):
+            st.session_state[asking] = run.id
+            st.rerun()
+        _activate(run, key)
+
+
+def _activate(run: runs.Run, key: str) -> None:
+    st.session_state.pop(f"{key}-confirm", None)
+    try:
+        runs.set_active(run.id)
+    except (ValueError, LookupError) as e:  # the run is gone, or its model does not load or fit its classes
+        st.error(f"Cannot make {run.id} the active model: {e}")
+        return
+    st.rerun()  # the whole app, so the sidebar and every page switch to it now
 
 
 def _stamp(path: Path) -> float:
     return path.stat().st_mtime
 
 
+def _stamps(run: runs.Run) -> tuple[float, float]:
+    """When the model and the class table it is checked against last changed (0 when absent)."""
+    return tuple(_stamp(p) if p.is_file() else 0.0 for p in (run.path / runs.MODEL_FILE, run.path / runs.CLASSES_FILE))
+
+
 @st.cache_resource(max_entries=3, show_spinner="Loading the model…")
-def _model(model_path: str, stamp: float):
-    path = Path(model_path).parent
-    return runs.Run(path.name, path).load_model()
+def _model(run_dir: str, stamps: tuple[float, float]) -> tuple[object | None, str]:
+    """(model, "") or (None, why it cannot be used): a broken model is cached too, so it is not retried per rerun."""
+    path = Path(run_dir)
+    try:
+        return runs.Run(path.name, path).load_model(), ""
+    except runs.RunError as e:
+        return None, str(e)
+
+
+def _checked_model(run: runs.Run):
+    """The run's model, or ModelError saying why it cannot be used."""
+    net, problem = _model(str(run.path), _stamps(run))
+    if problem:
+        raise runs.ModelError(problem)
+    return net
 
 
 @st.cache_resource(max_entries=3, show_spinner="Preparing the model…")
-def _predictor(model_path: str, stamp: float) -> Predictor | OnnxPredictor:
+def _predictor(run_dir: str, stamps: tuple[float, float], onnx_stamp: float) -> Predictor | OnnxPredictor:
     import gc
-    predictor = OnnxPredictor(model_path) if model_path.endswith(ONNX_FILE) else Predictor(_model(model_path, stamp))
+    path = Path(run_dir)
+    run = runs.Run(path.name, path)
+    onnx = onnx_path(run)
+    found = OnnxPredictor(str(onnx)) if onnx else Predictor(_checked_model(run))
     # Keras' clear_session, which Streamlit calls after every run, ends in gc.collect(): freezing the
     # long-lived objects (TensorFlow, the model, the ONNX session) keeps that collection from walking them.
     gc.freeze()
-    return predictor
+    return found
 
 
 def model(run: runs.Run):
-    """The run's Keras model, loaded once per model file."""
-    path = run.path / runs.MODEL_FILE
-    return _model(str(path), _stamp(path))
+    """The run's Keras model, loaded and checked once per model file; a broken one ends the page with why."""
+    try:
+        return _checked_model(run)
+    except runs.ModelError as e:
+        st.warning(str(e))
+        st.stop()
 
 
 def predictor(run: runs.Run) -> Predictor | OnnxPredictor:
     """The fast single-image predictor of the run's model: its ONNX export when it has one, else Keras."""
-    path = onnx_path(run) or run.path / runs.MODEL_FILE
-    return _predictor(str(path), _stamp(path))
+    onnx = onnx_path(run)
+    return _predictor(str(run.path), _stamps(run), _stamp(onnx) if onnx else 0.0)
+
+
+def warm() -> None:
+    """Load the predictor of the model the pages use, once per server, before the first stroke needs it.
+
+    A model that cannot be used is left for the page that uses it to report."""
+    try:
+        active = runs.load_active(load=_checked_model)
+    except runs.ModelError:
+        return
+    if active is not None:
+        predictor(active.run)
 
 
 def _file(name: str, role: str) -> Path | None:
@@ -102,9 +233,16 @@ def array(name: str, split: str, kind: str) -> np.ndarray | None:
 
 
 def missing_note(name: str, split: str, kind: str = "imgs") -> str:
-    """Why an array is unavailable and how to get it."""
+    """Why an array is unavailable and what to do about it in the app."""
+    status = datasets.status(name)
     f = datasets.spec(name).file(f"{split}-{kind}")
-    return datasets.missing_message(datasets.status(name), [f.name if f else f"{split}-{kind}"])
+    what = f.name if f else f"the {split} {kind}"
+    if jobs.public_mode():
+        return f"{name} has no {what} on this server."
+    how = ("download it on the **Dataset** page" if status.official
+           else f"copy the {name}/ dataset folder into the data dir")
+    return (f"{name} is missing {what} in `{status.folder}`: {how}, or start the app with `KMNIST_DATA_DIR` "
+            f"pointing at a folder that holds {name}/.")
 
 
 @st.cache_data(max_entries=16)
@@ -118,11 +256,15 @@ def samples(name: str, split: str, num_classes: int, k: int) -> list[np.ndarray]
     return None if path is None else _samples(str(path), _stamp(path), name, split, num_classes, k)
 
 
-def show_strip(images: np.ndarray, caption: str, cols: int | None = None, factor: int = 2) -> None:
-    """A row (or grid) of small images as one sharp picture."""
+def show_strip(images: np.ndarray, caption: str, cols: int | None = None, factor: int = 2,
+               slots: int | None = None) -> None:
+    """A row (or grid) of small images as one sharp picture; `slots` pads it with blank (black) cells so
+    strips with fewer images come out at the same scale as full ones."""
     if len(images) == 0:
         st.caption(f"{caption}: no images")
         return
+    if slots and len(images) < slots:
+        images = np.concatenate([images, np.zeros((slots - len(images), *images.shape[1:]), images.dtype)])
     st.image(figures.tile(images, cols or len(images), factor=factor), caption=caption)
 
 

@@ -15,11 +15,13 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 import kmnist_live
-from kmnist import drawings, figures, tutor
+from kmnist import drawings, figures, jobs, tutor
 from kmnist.classes import HENTAIGANA_NOTE
 from kmnist.predict import top_k
 from kmnist.preprocess import MAX_UPLOAD_BYTES, BadImageError, EmptyImageError, prepare
 from pages import common
+
+common.enter()  # inside app.py's frame, even on a first deep link
 
 CANVAS_PX = 300
 INJECTED = "draw_injected_image"  # tests put an RGBA/gray array here, as the server canvas would send
@@ -219,6 +221,9 @@ def practice_score(run, drawn: tutor.Drawn, probs: np.ndarray, target: int) -> N
 
 def right_or_not(run, drawn: tutor.Drawn, best) -> None:
     """Confirm or correct the reading and keep the drawing in your drawings dataset."""
+    if jobs.public_mode():
+        st.caption("Saving drawings is off on this public site: nothing a visitor does is written on the server.")
+        return
     saved = st.session_state.setdefault(SAVED, {})
     if drawn.key in saved:
         st.success(f"Saved to your drawings ({drawings.NAME}) as {saved[drawn.key]}. Draw the next one, or see "

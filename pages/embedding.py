@@ -7,8 +7,10 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from kmnist import datasets, embed, figures, runs
+from kmnist import datasets, embed, figures, jobs, runs
 from pages import common
+
+common.enter()  # inside app.py's frame, even on a first deep link
 
 SHOWN = 120  # selected images shown at most
 
@@ -48,6 +50,10 @@ def compute_button(config: embed.EmbedConfig, run: runs.Run | None) -> None:
     if not status.has("train-imgs"):
         st.info(f"No map of {config.dataset} is stored, and its images are not here to compute one. "
                 + common.missing_note(config.dataset, "train"))
+        return
+    if jobs.public_mode():
+        st.info(f"No map of {config.dataset} ({config.space}) is stored on this public site, and computing maps "
+                "is turned off here.")
         return
     st.info(f"No map of {config.dataset} ({config.space}) is stored yet. Computing one takes about a minute; "
             "it is then kept in the cache for every later visit (or run `python -m kmnist embed`).")

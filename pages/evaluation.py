@@ -5,26 +5,44 @@ from dataclasses import asdict
 import pandas as pd
 import streamlit as st
 
-from kmnist import figures, models
+from kmnist import figures, jobs, models
 from kmnist.evaluate import cell_indices, top_confusions
 from pages import common
+
+common.enter()  # inside app.py's frame, even on a first deep link
 
 SHOWN = 40  # images shown for one confusion-matrix cell
 
 st.title("Evaluation")
 run = common.choose_run("eval_run")
+common.activation(run, jobs.training_allowed(), key="eval_activate")
 rep = run.report
 if rep is None:
     common.stop(f"Run {run.id} has no test scores yet ({run.state}). Scores appear when its training completes.")
 classes = run.classes
-st.caption(f"Scores of {run.id} on the {run.config.dataset} test set ({sum(c.support for c in rep.per_class):,} "
-           "images), computed when the run finished.")
+st.caption(f"Scores of {run.id} ({run.state}, {common.progress(run) or 'epochs unknown'}) on the "
+           f"{run.config.dataset} test set ({sum(c.support for c in rep.per_class):,} images), computed when the "
+           "run finished. Validation scores come from images held out of its training split; choose models by "
+           "them, the test set only reports.")
 
+m = run.metrics
+val = {k: m.get(f"val_{k}") for k in ("accuracy", "balanced_accuracy", "loss")}
 a, b, c, d = st.columns(4)
-a.metric("Accuracy", f"{rep.accuracy:.2%}")
+a.metric("Accuracy", f"{rep.accuracy:.2%}",
+         help="Share of test images read right" + (f"; validation {val['accuracy']:.2%}" if val["accuracy"] else ""))
 b.metric("Balanced accuracy", f"{rep.balanced_accuracy:.2%}", help="Mean recall over classes: the K49 score")
-c.metric("Macro F1", f"{rep.macro_f1:.3f}", help="Unweighted mean F1 over classes")
+c.metric("Macro F1", f"{rep.macro_f1:.3f}", help="Unweighted mean F1 over the classes in the test set")
 d.metric("Weighted F1", f"{rep.weighted_f1:.3f}", help="F1 averaged with each class weighted by its test images")
+if any(isinstance(v, (int, float)) for v in val.values()):
+    a, b, c, _ = st.columns(4)
+    for col, (label, key, fmt) in zip((a, b, c), (("Validation accuracy", "accuracy", "{:.2%}"),
+                                                  ("Validation balanced accuracy", "balanced_accuracy", "{:.2%}"),
+                                                  ("Validation loss", "loss", "{:.3f}"))):
+        if isinstance(val[key], (int, float)):
+            col.metric(label, fmt.format(val[key]), help=f"On {m.get('val_images', 'the'):,} validation images"
+                       if isinstance(m.get("val_images"), int) else None)
+else:
+    st.caption(f"{run.id} recorded no validation scores (runs trained before they were kept).")
 
 st.subheader("Classification report")
 st.caption("One row per class; click a column header to sort.")
@@ -37,11 +55,10 @@ st.caption("Rows are true classes, columns predicted ones; green cells are corre
            "Hover a cell for its count, click it to see its test images below.")
 normalise = st.toggle("Normalise rows (share of each true class)", key="eval_normalise")
 cm = rep.confusion_matrix
-event = st.plotly_chart(figures.confusion(cm, classes, normalise), key=f"eval_cm_{run.id}", on_select="rerun",
-                        selection_mode="points", width="content")
-clicked = figures.cell_from_selection(event.selection if event else None)
-# A click moves the pickers to that cell; the pickers stay usable on their own (and with keyboards).
-# Keys carry the run id: another run may know other classes.
+chart = f"eval_cm_{run.id}"
+# A click moves the pickers to that cell (read before the chart is drawn, so the chart outlines it); the
+# pickers stay usable on their own (and with keyboards). Keys carry the run id: another run may know other classes.
+clicked = figures.cell_from_selection(st.session_state[chart].selection if chart in st.session_state else None)
 keys = {k: f"eval_{k}_{run.id}" for k in ("clicked", "true", "pred")}
 if clicked and st.session_state.get(keys["clicked"]) != clicked:
     st.session_state[keys["clicked"]] = clicked
@@ -50,6 +67,9 @@ worst = top_confusions(cm, k=1)
 default = (worst[0].true, worst[0].predicted) if worst else (0, 0)
 st.session_state.setdefault(keys["true"], default[0])
 st.session_state.setdefault(keys["pred"], default[1])
+st.plotly_chart(figures.confusion(cm, classes, normalise, chosen=(st.session_state[keys["true"]],
+                                                                  st.session_state[keys["pred"]])),
+                key=chart, on_select="rerun", selection_mode="points", width="content")
 label = {c.index: f"{c.char} {c.romaji}" for c in classes}
 t_col, p_col = st.columns(2)
 true = t_col.selectbox("True class", list(label), format_func=label.get, key=keys["true"])

@@ -5,17 +5,32 @@ run's status.json, so a reload or an app restart finds the job again.
 """
 from __future__ import annotations
 
+import re
+
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
 from kmnist import datasets, drawings, figures, finetune, jobs, runs
 from kmnist.config import TrainConfig, preset
 from kmnist.models import ARCHITECTURES
-from pages import common  # noqa: F401 - importing pages routes a first deep link through app.py
+from pages import common
+
+common.enter()  # inside app.py's frame, even on a first deep link
 
 POLL_S = 1.0  # seconds between status reads while a job runs
 BATCH_SIZES = [32, 64, 128, 256, 512]
 FINISHED_WITH_MODEL = ("completed", "cancelled")
+# What TensorFlow prints while it looks for a GPU on a machine without one: noise, not errors. (An empty
+# CUDA_VISIBLE_DEVICES does not stop it: TensorFlow 2.21 calls cuInit regardless.)
+GPU_PROBING = re.compile(r"cudart_stub\.cc|cuda_platform\.cc.*cuInit|cuda_(dnn|fft|blas)\.cc.*Unable to register|"
+                         r"All log messages before absl::InitializeLog|port\.cc.*oneDNN custom operations|"
+                         r"computation_placer\.cc.*already registered")
+
+
+def quiet_log(text: str) -> str:
+    """A training log without TensorFlow's GPU probing lines; everything else, errors included, stays."""
+    return "\n".join(line for line in text.splitlines() if not GPU_PROBING.search(line))
 
 
 def describe(job: jobs.Job) -> str:
@@ -62,10 +77,10 @@ def live_point(job: jobs.Job) -> tuple[float, dict[str, float]] | None:
 
 def start_form(allowed: bool, busy: jobs.Job | None) -> None:
     trainable = [s.name for s in datasets.list_datasets() if s.trainable]
-    if not trainable:
-        st.info(f"No dataset here has training and test images, so there is nothing to train on. "
-                f"Download one with `python -m kmnist download kmnist`, or point KMNIST_DATA_DIR at a folder "
-                f"that holds a dataset folder (data dir now: `{datasets.data_dir()}`).")
+    if not trainable and allowed:
+        st.info(f"No dataset here has training and test images, so there is nothing to train on. Download one on "
+                f"the **Dataset** page, or start the app with `KMNIST_DATA_DIR` pointing at a folder that holds a "
+                f"dataset folder (data dir now: `{datasets.data_dir()}`).")
     defaults = TrainConfig()
     off = not allowed  # read-only: the whole form is shown, greyed out
     with st.form("train-form"):
@@ -136,25 +151,46 @@ def curves(job: jobs.Job) -> go.Figure | None:
 
 def finished(job: jobs.Job, allowed: bool) -> None:
     run = job.run
-    m = run.metrics if run else {}
-    tuned = finetune.read_report(run) if run else None
+    if run is None:
+        return
+    m = run.metrics
+    tuned = finetune.read_report(run)
     if tuned is not None:
         st.info(f"Fine-tuned from {tuned.base_run} with {tuned.train_drawings} of your drawings: {tuned.summary()}.")
     if "accuracy" in m:
         cols = st.columns(5)
         cols[0].metric("Test accuracy", f"{m['accuracy']:.2%}")
-        cols[1].metric("Balanced accuracy", f"{m['balanced_accuracy']:.2%}")
+        val = m.get("val_accuracy")
+        cols[1].metric("Validation accuracy", f"{val:.2%}" if isinstance(val, (int, float)) else "—")
         cols[2].metric("Macro F1", f"{m['macro_f1']:.3f}")
-        cols[3].metric("Epochs", f"{m.get('epochs_done', '?')} of {run.config.epochs}")
+        cols[3].metric("Trained", common.progress(run) or "?")
         cols[4].metric("Training time", format_seconds(m.get("train_seconds", 0)))
-    if run is None or not run.has_model:
+    common.activation(run, allowed, key="activate")
+
+
+def runs_section(allowed: bool) -> None:
+    """Every run with its state and scores; any run with a model can be made the active one, or the shipped
+    default brought back."""
+    st.subheader("Runs")
+    found = runs.list_runs()
+    active = runs.active_run_id()
+    st.dataframe(pd.DataFrame([{
+        "run": r.id, "state": r.state, "trained": common.progress(r), **{
+            f"{split} {name}": value for name, got in [common.scores(r)] for split, value in got.items()},
+        "active": r.id == active, "shipped": r.shipped} for r in found]), hide_index=True,
+        column_config={c: st.column_config.NumberColumn(format="percent") for c in (
+            "validation accuracy", "test accuracy", "validation balanced accuracy", "test balanced accuracy")})
+    with_model = {r.id: r for r in found if r.has_model}
+    if not with_model:
         return
-    if runs.active_run_id() == run.id:
-        st.success(f"{run.id} is the active model: every page uses it.")
-    elif st.button("Make this the active model", type="primary", disabled=not allowed, key="activate",
-                   help=None if allowed else "Read-only: training is turned off here"):
-        runs.set_active(run.id)
-        st.rerun()  # the whole app, so the sidebar and every page switch to it now
+    ids = list(with_model)
+    pick = st.selectbox("Run to use", ids, index=ids.index(active) if active in ids else 0, key="runs_pick",
+                        format_func=lambda i: common.run_label(with_model[i], active))
+    common.activation(with_model[pick], allowed, key="runs_activate")
+    default = runs.shipped_default()
+    if default is not None and default.id != pick:
+        common.activation(default, allowed, key="runs_default",
+                          label=f"Back to the shipped default ({default.id})")
 
 
 def job_panel(run_id: str, was_active: bool, allowed: bool) -> None:
@@ -180,21 +216,20 @@ def job_panel(run_id: str, was_active: bool, allowed: bool) -> None:
         finished(job, allowed)
     if job.log:
         with st.expander("Log"):
-            st.code(jobs.read_log(job) or "(empty)", language=None)
+            st.code(quiet_log(jobs.read_log(job)) or "(empty)", language=None)
 
 
 st.title("Training")
 allowed = jobs.training_allowed()
 if not allowed:
-    st.info("Training is turned off here (KMNIST_ALLOW_TRAINING=0): this page is read-only. It shows the runs "
-            "as they are; starting, cancelling and activating are disabled.")
+    st.info(("This is a public site" if jobs.public_mode() else "Training is turned off here") + ": this page is "
+            "read-only. It shows the runs as they are; starting, cancelling and activating are disabled.")
 st.caption("A training runs as its own background process: you can leave this page, reload it or restart the "
            "app, and it keeps going. One training runs at a time.")
 latest = jobs.latest()
 busy = latest if latest and latest.active else None
 start_form(allowed, busy)
 finetune_form(allowed, busy)
-if latest is None:
-    st.info("No training has been started here yet" + (": fill in the form above." if allowed else "."))
-else:
+if latest is not None:
     st.fragment(run_every=POLL_S if busy else None)(job_panel)(latest.run_id, busy is not None, allowed)
+runs_section(allowed)

@@ -9,19 +9,29 @@ from kmnist import evaluate, figures, runs
 from kmnist.evaluate import WEAK_F1, misclassified, top_confusions, weak_classes
 from pages import common
 
+common.enter()  # inside app.py's frame, even on a first deep link
+
 EXAMPLES = 8  # images per weak class and per confusion
 MAX_DETAILED = 12  # weak classes shown in detail; the table lists them all
+SHOWN = 5  # weakest classes shown on opening
 
 st.title("Weak classes")
 run = common.choose_run("weak_run")
 rep = run.report
 if rep is None:
     common.stop(f"Run {run.id} has no test scores yet ({run.state}). Scores appear when its training completes.")
-threshold = st.slider("F1 threshold", 0.0, 1.0, WEAK_F1, 0.01, key="weak_threshold",
-                      help="Classes whose test F1 is below this count as weak")
-weak = weak_classes(rep, threshold)
-st.caption(f"Classes of {run.id} with F1 under {threshold:.2f} on the {run.config.dataset} test set, weakest "
-           "first. (The seed study of K49 found な ま る ゐ ゝ under 0.8.)")
+scored = weak_classes(rep, float("inf"))  # every class with test images, weakest first
+# Number inputs rather than a slider: a slider reruns the page for every step of a drag.
+k_col, f1_col = st.columns(2)
+k = k_col.number_input("Weakest classes shown", 1, max(len(scored), 1), min(SHOWN, max(len(scored), 1)),
+                       key="weak_k", help="The classes with the lowest test F1")
+threshold = f1_col.number_input("Only those with F1 under", 0.0, 1.0, 1.0, 0.05, key="weak_threshold",
+                                format="%.2f", help=f"1.00 shows the weakest whatever their F1; the seed study "
+                                f"called classes under {WEAK_F1:.2f} weak")
+weak = [c for c in scored if c.f1 < threshold][:int(k)]
+st.caption(f"The {len(weak)} classes of {run.id} with the lowest F1 on the {run.config.dataset} test set"
+           + (f", among those under {threshold:.2f}" if threshold < 1 else "") + ", weakest first. (The seed "
+           "study of K49 found な ま る ゐ ゝ under 0.8.)")
 if not weak:
     common.stop(f"No class of {run.id} has F1 under {threshold:.2f}. Raise the threshold to see the weakest.")
 
@@ -34,7 +44,7 @@ st.subheader("Every run on these classes")
 chars = [c.char for c in weak]
 table = evaluate.f1_table(((r.id, r.report) for r in runs.list_runs() if r.report is not None), chars)
 st.caption("Test F1 of each run that knows these characters; blank where a run does not know one.")
-st.plotly_chart(figures.f1_across_runs(table, threshold), key="weak_runs")
+st.plotly_chart(figures.f1_across_runs(table, threshold if threshold < 1 else None), key="weak_runs")
 st.dataframe(table.style.format("{:.3f}", na_rep="—"))
 
 st.subheader("What they are mistaken for")
@@ -55,7 +65,8 @@ for c in weak[:MAX_DETAILED]:
     cols = st.columns(4)
     if picks is not None:
         with cols[0]:
-            common.show_strip(train_images[picks[c.index]], f"training images of {label[c.index]}", cols=4)
+            common.show_strip(train_images[picks[c.index]], f"training images of {label[c.index]}", cols=4,
+                              slots=EXAMPLES)
     if not confusions:
         cols[1].caption("No test image of this class was mistaken for another; its F1 is low from false alarms.")
     for col, conf in zip(cols[1:], confusions):
@@ -66,6 +77,6 @@ for c in weak[:MAX_DETAILED]:
                 continue
             images, y_true, y_pred = test
             idx = misclassified(y_true, y_pred, true=conf.true, predicted=conf.predicted)[:EXAMPLES]
-            common.show_strip(images[idx], text, cols=4)
+            common.show_strip(images[idx], text, cols=4, slots=EXAMPLES)
 if len(weak) > MAX_DETAILED:
     st.caption(f"{len(weak) - MAX_DETAILED} more weak classes are listed in the table above.")

@@ -47,7 +47,7 @@ def charts(at: AppTest) -> list[list[str]]:
 def test_embedding_on_real_data_colours_by_class_and_places_the_drawing(shared_data, monkeypatch, cache_dir):
     monkeypatch.setenv("KMNIST_DATA_DIR", str(shared_data))
     at = open_page("embedding")
-    assert [s.value for s in at.subheader] == ["Kuzushiji (kmnist6k)", "MNIST digits"]
+    assert [s.value for s in at.main.subheader] == ["Kuzushiji (kmnist6k)", "MNIST digits"]
     specs = charts(at)
     assert len(specs) == 2, "Kuzushiji beside MNIST"
     assert specs[0][:2] == ["お o", "き ki"] and specs[1][:2] == ["0 zero", "1 one"], "one legend entry per class"

@@ -123,10 +123,40 @@ def wait_idle(page) -> None:
 
 
 def open_page(page, url: str, path: str) -> None:
-    """Open a page by its URL, after the front page: until app.py has run once, Streamlit serves pages/ bare."""
-    page.goto(url)
-    page.locator("[data-testid=stSidebar]").get_by_text("Active model").wait_for()
+    """Open a page by its URL (a deep link works as the first request too: see test_cold_deep_link)."""
     page.goto(f"{url}/{path}")
+    page.locator("[data-testid=stSidebar]").get_by_text("Active model").wait_for()
+
+
+TITLES = {"": "Draw a character", "dataset": "Datasets", "embedding": "Embedding", "evaluation": "Evaluation",
+          "weak_classes": "Weak classes", "training": "Training"}  # URL path -> the page's heading
+NAVIGATION = ["Draw", "Dataset", "Embedding", "Evaluation", "Weak classes", "Training"]  # app.py's st.navigation
+
+
+@pytest.mark.parametrize("path", list(TITLES))
+def test_cold_deep_link_shows_the_page_in_the_frame(path, browser, shared_data, tmp_path):
+    """A page's URL as the very first request after the server starts gets app.py's frame, sidebar and menu.
+
+    (A folder named pages/ beside app.py is Streamlit's legacy layout until app.py has run once.)
+    """
+    ARTIFACTS.mkdir(exist_ok=True)
+    env = {"KMNIST_DATA_DIR": str(shared_data), "KMNIST_RUNS_DIR": str(tmp_path / "runs"), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    with serve_app(env, ARTIFACTS / "streamlit-cold.log") as url:
+        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            tab.goto(f"{url}/{path}")
+            tab.get_by_role("heading", name=TITLES[path], level=1).wait_for(timeout=90_000)
+            sidebar = tab.locator("[data-testid=stSidebar]")
+            sidebar.get_by_text("Active model").wait_for()
+            wait_idle(tab)
+            tab.screenshot(path=str(ARTIFACTS / f"browser-cold-{path or 'home'}.png"))
+            assert tab.url.rstrip("/") == f"{url}/{path}".rstrip("/"), f"asked for /{path}, landed on {tab.url}"
+            links = tab.locator("[data-testid=stSidebarNavLink]")
+            names = [t.strip() for t in links.all_inner_texts()]
+            assert [n.splitlines()[-1].strip() for n in names] == NAVIGATION, f"not app.py's menu: {names}"
+            assert tab.title() == "Kuzushiji lab", "app.py's page config did not apply"
+        finally:
+            tab.close()
 
 
 def prediction_value(page):
@@ -284,3 +314,84 @@ def test_training_page_trains_in_the_background_and_activates(page, tmp_path):
         page.get_by_text("is the active model").wait_for()
         wait_idle(page)
         page.screenshot(path=str(ARTIFACTS / "browser-training-activated.png"), full_page=True)
+
+
+# Models, runs and weak classes (issue 10)
+
+
+@pytest.fixture
+def models_url(tmp_path, shared_data) -> Iterator[str]:
+    """A fresh server whose runs dir holds one cancelled run (scores copied from the shipped seed run)."""
+    from kmnist import files, runs
+    ARTIFACTS.mkdir(exist_ok=True)
+    src = runs.SHIPPED / "kmnist6k-seed"
+    run = tmp_path / "runs" / "kmnist6k-seed-cancelled"
+    run.mkdir(parents=True)
+    for name in (runs.CONFIG_FILE, runs.CLASSES_FILE, runs.METRICS_FILE):
+        (run / name).write_bytes((src / name).read_bytes())
+    files.write_json(run / runs.STATUS_FILE, {"state": "cancelled", "epoch": 1, "epochs": 3, "batch": 10,
+                                              "batches": 43})
+    env = {"KMNIST_DATA_DIR": str(shared_data), "KMNIST_RUNS_DIR": str(tmp_path / "runs"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    with serve_app(env, ARTIFACTS / "streamlit-models.log") as url:
+        yield url
+
+
+def sidebar_model(page) -> str:
+    return page.locator("[data-testid=stSidebar] strong").first.inner_text()
+
+
+def test_activating_an_older_run_and_back_to_the_shipped_default(models_url, page):
+    from kmnist import runs
+    default = runs.DEFAULT_POINTER.read_text().strip()
+    open_page(page, models_url, "evaluation")
+    wait_idle(page)
+    page.get_by_role("combobox", name="Run").click()
+    page.get_by_role("option", name=re.compile(r"^kmnist6k-seed · completed")).click()
+    wait_idle(page)
+    page.get_by_role("button", name="Make this the active model").click()
+    ask = page.get_by_text("make kmnist6k-seed the active model anyway?")
+    ask.wait_for()
+    seed = runs.get_run("kmnist6k-seed").metrics["val_accuracy"]
+    want = f"validation accuracy {runs.get_run(default).metrics['val_accuracy']:.1%} → {seed:.1%}"
+    assert want in ask.inner_text(), ask.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "browser-activate-confirm.png"), full_page=True)
+    assert sidebar_model(page) == default, "nothing changes before the answer"
+    page.get_by_role("button", name="Make it active anyway").click()
+    page.get_by_text("kmnist6k-seed is the active model").wait_for()
+    page.locator("[data-testid=stSidebar]").get_by_text("kmnist6k-seed", exact=True).wait_for()
+
+    open_page(page, models_url, "training")
+    back = page.get_by_role("button", name=f"Back to the shipped default ({default})")
+    back.wait_for()
+    wait_idle(page)
+    table = page.locator("[data-testid=stDataFrame]").first
+    table.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "browser-runs.png"), full_page=True)
+    back.click()
+    page.locator("[data-testid=stSidebar]").get_by_text(default, exact=True).wait_for()
+    wait_idle(page)
+    assert sidebar_model(page) == default
+
+
+def test_a_cancelled_run_shows_its_state_and_true_progress(models_url, page):
+    open_page(page, models_url, "evaluation")
+    wait_idle(page)
+    page.get_by_role("combobox", name="Run").click()
+    option = page.get_by_role("option", name=re.compile(r"^kmnist6k-seed-cancelled"))
+    label = option.inner_text()
+    assert "cancelled" in label and "epoch 1 of 3, batch 10 of 43" in label, label
+    option.click()
+    page.get_by_text("saved no model (cancelled)").wait_for()
+    wait_idle(page)
+    page.screenshot(path=str(ARTIFACTS / "browser-cancelled.png"))
+
+
+def test_weak_classes_open_on_the_weakest(app_url, page):
+    open_page(page, app_url, "weak_classes")
+    page.get_by_text("with the lowest F1").wait_for()
+    wait_idle(page)
+    rows = page.locator("[data-testid=stDataFrame]").first
+    rows.wait_for()
+    assert not page.get_by_text("No class of").count(), "Weak classes opened empty"
+    page.set_viewport_size({"width": 1400, "height": 2600})
+    page.screenshot(path=str(ARTIFACTS / "browser-weak-classes.png"))

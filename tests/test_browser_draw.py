@@ -48,8 +48,9 @@ def test_trace_draw_correct_save_and_find_it_on_the_dataset_page(page, shared_da
         trace.wait_for(state="visible")  # the form lies under the live canvas
         assert trace.get_attribute("src").startswith("data:image/png"), "no form to trace"
         wait_idle(page)
-        box = canvas.bounding_box()
+        page.wait_for_function("() => Array.from(document.images).every(i => i.complete)")  # no layout shift left
         for (x0, y0), (x1, y1) in CROSS:
+            box = canvas.bounding_box()
             page.mouse.move(box["x"] + x0, box["y"] + y0)
             page.mouse.down()
             page.mouse.move(box["x"] + x1, box["y"] + y1, steps=6)

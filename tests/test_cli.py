@@ -1,16 +1,22 @@
 """The command line's --json shapes and its clean failures."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import shutil
 import socket
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from kmnist import datasets
+from kmnist import classes as cls
+from kmnist import datasets, runs
 from kmnist.cli import main
-from tests.conftest import glyphs
+from kmnist.config import preset
+from kmnist.evaluate import VALIDATION_KEYS
+from tests.conftest import glyphs, write_dataset
 
 
 def run_json(capsys, *argv):
@@ -19,11 +25,26 @@ def run_json(capsys, *argv):
     return code, json.loads(out)
 
 
+@pytest.fixture(scope="module")
+def trained_once(tmp_path_factory):
+    """One CLI training for the whole module, into a runs dir of its own: (summary, run dir, data dir)."""
+    data = tmp_path_factory.mktemp("data")
+    write_dataset(data, "tiny10", 10, 30, 10, seed=1)
+    runs_root = tmp_path_factory.mktemp("runs")
+    out = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out):
+        mp.setenv("KMNIST_RUNS_DIR", str(runs_root))
+        code = main(["train", "--dataset", "tiny10", "--epochs", "2", "--batch-size", "16", "--data-dir", str(data),
+                     "--run-id", "cli-run", "--json"])
+    assert code == 0, out.getvalue()
+    return json.loads(out.getvalue()), runs_root / "cli-run", data
+
+
 @pytest.fixture
-def trained(data_dir, capsys):
-    code, summary = run_json(capsys, "train", "--dataset", "tiny10", "--epochs", "2", "--batch-size", "16",
-                             "--data-dir", str(data_dir), "--run-id", "cli-run")
-    assert code == 0
+def trained(trained_once, runs_dir):
+    """The module's run, copied into this test's own runs dir (tests activate and list runs)."""
+    summary, run_dir, _ = trained_once
+    shutil.copytree(run_dir, runs_dir / "cli-run")
     return summary
 
 
@@ -32,13 +53,74 @@ def test_train_json(trained):
     assert trained["run"] == "cli-run" and 0 <= trained["accuracy"] <= 1
 
 
-def test_evaluate_json(trained, data_dir, capsys):
-    code, rep = run_json(capsys, "evaluate", "--run", "cli-run", "--data-dir", str(data_dir))
+def test_evaluate_json(trained, trained_once, capsys):
+    code, rep = run_json(capsys, "evaluate", "--run", "cli-run", "--data-dir", str(trained_once[2]))
     assert code == 0
-    assert set(rep) >= {"accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "per_class"}
+    assert set(rep) >= {"accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "classes_present", "per_class",
+                        *VALIDATION_KEYS}
     assert rep["accuracy"] == pytest.approx(trained["accuracy"]), "evaluate agrees with the run's own score"
+    assert (rep["images"], rep["dataset_images"], rep["classes_present"]) == (100, 100, 10)
+    metrics = runs.get_run("cli-run").metrics
+    assert [rep[k] for k in VALIDATION_KEYS] == [metrics[k] for k in VALIDATION_KEYS], "the validation scores"
+    assert 0 <= rep["val_accuracy"] <= 1 and rep["val_loss"] > 0
     row = rep["per_class"][0]
     assert set(row) == {"index", "char", "precision", "recall", "f1", "support"} and row["char"] == "あ"
+
+
+def test_evaluate_on_another_class_table_maps_by_character_or_refuses(trained, trained_once, tmp_path, capsys):
+    data = trained_once[2]
+    # A 49-class dataset (the K49 table) whose images of あ..こ are tiny10's test images: the run knows 10 of them.
+    shutil.copytree(data / "tiny10", tmp_path / "wide" / "tiny10")
+    folder = tmp_path / "wide" / "tiny10"
+    own = datasets.load("tiny10", data).test
+    extra = np.arange(10, 49).repeat(2).astype(np.uint8)  # 78 images of classes the run has never seen
+    np.savez_compressed(folder / "tiny10-test-imgs.npz", np.concatenate([own.images, glyphs(extra, 49)]))
+    np.savez_compressed(folder / "tiny10-test-labels.npz", np.concatenate([own.labels, extra]))
+    (folder / "tiny10_classmap.csv").write_text(cls.classmap_csv(cls.k49_classes()), encoding="utf-8")
+    code, rep = run_json(capsys, "evaluate", "--run", "cli-run", "--data-dir", str(tmp_path / "wide"))
+    assert code == 0 and (rep["images"], rep["dataset_images"]) == (100, 178), "scored on the characters it knows"
+    assert rep["accuracy"] == pytest.approx(trained["accuracy"]), "the same images, the same score"
+    # Digits have nothing in common with kana: refused, naming both tables.
+    (folder / "tiny10_classmap.csv").write_text(cls.classmap_csv(cls.digit_classes()), encoding="utf-8")
+    np.savez_compressed(folder / "tiny10-test-labels.npz", own.labels)
+    np.savez_compressed(folder / "tiny10-test-imgs.npz", own.images)
+    assert main(["evaluate", "--run", "cli-run", "--data-dir", str(tmp_path / "wide")]) == 2
+    err = capsys.readouterr().err
+    assert "run cli-run" in err and "dataset tiny10" in err and "Traceback" not in err
+    assert "10 classes (あ い う え お か き く け こ)" in err and "10 classes (0 1 2 3 4 5 6 7 8 9)" in err
+
+
+def test_a_kmnist_run_scores_the_same_on_k49_labels(shared_data, tmp_path, capsys):
+    """The shipped KMNIST seed run on real KMNIST test images, labelled once in its own table, once in K49's."""
+    from kmnist.evaluate import map_by_character
+    images = datasets.load_images("kmnist6k", "test", shared_data)[:1000]
+    labels = datasets.load_labels("kmnist6k", "test", shared_data)[:1000]
+    kmnist = datasets.load_classes("kmnist6k", shared_data)
+    to_k49 = map_by_character(kmnist, cls.k49_classes())
+    assert to_k49.tolist() == [4, 6, 12, 17, 20, 25, 30, 35, 41, 46], "お→4 … を→46"
+    for name, table, y in (("own", kmnist, labels), ("k49like", cls.k49_classes(), to_k49[labels])):
+        (tmp_path / name).mkdir()
+        np.savez_compressed(tmp_path / name / f"{name}-test-imgs.npz", images)
+        np.savez_compressed(tmp_path / name / f"{name}-test-labels.npz", y.astype(np.uint8))
+        (tmp_path / name / f"{name}_classmap.csv").write_text(cls.classmap_csv(table), encoding="utf-8")
+    scores = {}
+    for name in ("own", "k49like"):
+        code, scores[name] = run_json(capsys, "evaluate", "--run", "kmnist6k-seed", "--dataset", name,
+                                      "--data-dir", str(tmp_path))
+        assert code == 0 and scores[name]["images"] == 1000
+    assert scores["k49like"]["accuracy"] == scores["own"]["accuracy"] > 0.5
+    assert scores["k49like"]["macro_f1"] == scores["own"]["macro_f1"]
+    assert scores["k49like"]["per_class"] == scores["own"]["per_class"], "reported in the run's own table"
+
+
+def test_train_from_a_config_file(trained, trained_once, tmp_path, capsys):
+    config = json.loads((runs.runs_dir() / "cli-run" / runs.CONFIG_FILE).read_text()) | {"epochs": 0}
+    (tmp_path / "bad.json").write_text(json.dumps(config))
+    assert main(["train", "--config", str(tmp_path / "bad.json"), "--data-dir", str(trained_once[2])]) == 2
+    assert "epochs must be at least 1, not 0" in capsys.readouterr().err
+    (tmp_path / "torn.json").write_text('{"arch": "se')
+    assert main(["train", "--config", str(tmp_path / "torn.json")]) == 2
+    assert "torn.json is missing or not a training config" in capsys.readouterr().err
 
 
 def test_predict_json_both_polarities(trained, tmp_path, capsys):
@@ -94,10 +176,18 @@ def test_datasets_json(data_dir, capsys):
     assert code == 0 and by_name["tiny49"]["trainable"] and not by_name["k49"]["trainable"]
 
 
-def test_a_preset_brings_its_architecture_and_settings(data_dir, capsys):
-    code, summary = run_json(capsys, "train", "--preset", "k49", "--dataset", "tiny49", "--epochs", "1",
-                             "--data-dir", str(data_dir), "--run-id", "k49-smoke")
-    assert code == 0
-    from kmnist import runs
-    config = runs.get_run("k49-smoke").config
-    assert (config.arch, config.class_weighting, config.dataset) == ("resnet-bn", "balanced", "tiny49")
+def test_a_preset_brings_its_architecture_and_settings(data_dir, monkeypatch):
+    seen = {}
+
+    class Started(Exception):
+        pass
+
+    def fake_train(config, **kwargs):  # what training would be asked to do; the k49 smoke training is slow-marked
+        seen["config"] = config
+        raise Started
+
+    monkeypatch.setattr("kmnist.train.train", fake_train)
+    with pytest.raises(Started):
+        main(["train", "--preset", "k49", "--dataset", "tiny49", "--epochs", "1", "--data-dir", str(data_dir)])
+    assert seen["config"] == preset("k49").replace(dataset="tiny49", epochs=1)
+    assert (seen["config"].arch, seen["config"].class_weighting) == ("resnet-bn", "balanced")

@@ -11,6 +11,8 @@ from kmnist.cli import main
 from tests.conftest import glyphs
 
 TINY = embed.EmbedConfig(dataset="tiny10", sample=200, pca=10)
+# UMAP compiles its numba kernels on first use in a process, ~20 s of CPU: the tests that lay out a map are slow.
+UMAP = pytest.mark.slow
 
 
 @pytest.fixture(autouse=True)
@@ -26,6 +28,7 @@ def fake_map(config: embed.EmbedConfig, sizes: tuple[int, ...], splits=("train",
                            embed.sample_indices(sum(sizes), n, 0), sizes, splits, 0.0)
 
 
+@UMAP
 def test_map_shapes_and_cache_hit(data_dir, cache_dir, monkeypatch):
     emb = embed.get(TINY, data_dir)
     assert emb.coords.shape == (200, 2) and np.isfinite(emb.coords).all()
@@ -44,6 +47,7 @@ def test_map_shapes_and_cache_hit(data_dir, cache_dir, monkeypatch):
     assert np.array_equal(labels, datasets.load_labels("tiny10", "train", data_dir)[emb.indices])
 
 
+@UMAP
 def test_seeded_layout_is_reproducible(data_dir):
     a = embed.compute(TINY, data_dir)
     b = embed.compute(TINY, data_dir)
@@ -52,6 +56,7 @@ def test_seeded_layout_is_reproducible(data_dir):
     assert not np.array_equal(a.indices, c.indices), "another seed draws another sample"
 
 
+@UMAP
 def test_new_image_lands_among_its_class(data_dir):
     emb = embed.compute(TINY, data_dir)
     imgs, labels = embed.images(emb, data_dir), embed.labels(emb, data_dir)
@@ -98,6 +103,7 @@ def test_features_and_config_checks(data_dir):
     assert embed.EmbedConfig(seed=1).key() != embed.EmbedConfig(seed=2).key()
 
 
+@UMAP
 def test_cli_embed_json(data_dir, cache_dir, tmp_path, capsys):
     out = tmp_path / "ship"
     code = main(["embed", "--dataset", "tiny10", "--sample", "150", "--pca", "5", "--data-dir", str(data_dir),

@@ -56,7 +56,7 @@ def test_cli_export_of_a_run_without_model_is_an_error(runs_dir, capsys):
     run_dir = runs.create_run_dir("empty")
     files.write_json(run_dir / runs.CONFIG_FILE, TrainConfig().to_json())
     assert main(["export", "--run", "empty"]) == 2
-    assert "no model file" in capsys.readouterr().err
+    assert "has no model.keras" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("run_id", sorted(p.name for p in runs.SHIPPED.iterdir() if p.is_dir()))

@@ -37,15 +37,15 @@ def test_seed_network_and_optimizer_match_the_study():
     assert model.count_params() == 2_390_961, "Keras mnist_cnn with 49 outputs has 2,390,961 weights"
     models.compile_model(model, preset("seed"), steps_per_epoch=10)
     opt = model.optimizer.get_config()
-    assert (opt["name"], opt["learning_rate"], opt["rho"], opt["epsilon"], opt["use_ema"]) == (
-        "adadelta", 1.0, 0.95, 1e-7, False), "Keras 3's default learning rate 0.001 silently ruins the seed recipe"
+    assert (type(model.optimizer).__name__, opt["learning_rate"], opt["rho"], opt["epsilon"], opt["use_ema"]) == (
+        "Adadelta", 1.0, 0.95, 1e-7, False), "Keras 3's default learning rate 0.001 silently ruins the seed recipe"
     loss = model.loss.get_config()
     assert (type(model.loss).__name__, loss["label_smoothing"], loss["from_logits"]) == (
         "CategoricalCrossentropy", 0.0, False)
 
 
-def test_one_epoch_makes_a_complete_run(data_dir, runs_dir):
-    run = train(TrainConfig(**TINY), data_root=data_dir)
+def test_one_epoch_makes_a_complete_run_that_learns(data_dir, runs_dir):
+    run = train(TrainConfig(**TINY | {"batch_size": 16}), data_root=data_dir)
     files = {p.name for p in run.path.iterdir()}
     assert files == {runs.MODEL_FILE, runs.CONFIG_FILE, runs.CLASSES_FILE, runs.HISTORY_FILE, runs.METRICS_FILE,
                      runs.STATUS_FILE, runs.PREDICTIONS_FILE, runs.FRAMING_FILE, export.ONNX_FILE,
@@ -58,23 +58,19 @@ def test_one_epoch_makes_a_complete_run(data_dir, runs_dir):
                 "train_images_per_s", "confusion", "per_class", "text", *VALIDATION_KEYS):
         assert key in m, f"metrics.json lacks {key}"
     assert np.asarray(m["confusion"]).sum() == 100 and len(m["per_class"]) == 10 and m["classes_present"] == 10
+    assert m["accuracy"] > 0.5, f"one epoch on easy glyphs should beat chance (0.1) by far: {m['accuracy']}"
     # The final validation scores are those of the saved model: for a finished run, the last epoch's.
     assert m["val_images"] == 30
     assert m["val_loss"] == pytest.approx(run.history["val_loss"][-1], rel=1e-3)
     assert m["val_accuracy"] == pytest.approx(run.history["val_accuracy"][-1], abs=1e-6)
     assert 0 <= m["val_balanced_accuracy"] <= 1
-    assert run.config == TrainConfig(**TINY), "the config as asked, with no run data mixed in"
+    assert run.config == TrainConfig(**TINY | {"batch_size": 16}), "the config as asked, with no run data in it"
     assert run.framing.box > 0 and (run.path / runs.FRAMING_FILE).is_file(), "the run saves the measured framing"
     # Loading needs nothing but the run directory.
     again = runs.get_run(run.id)
     model = again.load_model()
     assert model.output_shape == (None, 10) and [c.char for c in again.classes][:2] == ["あ", "い"]
     assert again.test_predictions().shape == (100,)
-
-
-def test_learns_the_generated_glyphs(data_dir):
-    run = train(TrainConfig(dataset="tiny10", epochs=4, batch_size=16), data_root=data_dir)
-    assert run.metrics["accuracy"] > 0.5, f"4 epochs on easy glyphs should beat chance (0.1): {run.metrics}"
 
 
 def test_cancel_stops_after_the_batch_and_keeps_a_valid_run(data_dir):
@@ -94,8 +90,10 @@ def test_cancel_stops_after_the_batch_and_keeps_a_valid_run(data_dir):
     assert run.has_model and run.load_model().output_shape == (None, 10)
 
 
-def test_a_failed_model_save_leaves_no_model_file(data_dir, monkeypatch):
+def test_a_failed_model_save_leaves_no_model_file(tmp_path, monkeypatch):
     import keras
+    from kmnist import classes as cls
+    from kmnist.train import Prepared, save
 
     def full_disk(model, path, *args, **kwargs):
         with open(path, "wb") as f:
@@ -103,12 +101,10 @@ def test_a_failed_model_save_leaves_no_model_file(data_dir, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(keras.Model, "save", full_disk)
+    data = Prepared(TrainConfig(**TINY), cls.k49_classes()[:10], train=None, val=None, test=None, weights=None)
     with pytest.raises(OSError, match="No space left"):
-        train(TrainConfig(**TINY, limit=60), data_root=data_dir, run_id="full")
-    run_dir = runs.runs_dir() / "full"
-    assert not (run_dir / runs.MODEL_FILE).exists(), "nothing half-written under the final name"
-    assert not [p.name for p in run_dir.iterdir() if p.name.startswith(".")], "the temporary file is removed"
-    assert runs.get_run("full").state == "failed"
+        save(tmp_path, models.build("seed", 10), data, {"loss": [1.0]})
+    assert list(tmp_path.iterdir()) == [], "nothing half-written under the final name, no temporary file left"
 
 
 def test_crash_marks_the_run_failed(data_dir):

@@ -1,0 +1,112 @@
+"""AppTests of model management: any run with a model can be made active from Evaluation or Training, with
+a confirmation when it scores lower; the shipped default comes back in one click; every run is named with
+its true state and progress."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from kmnist import files, runs
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+TIMEOUT = 120  # seconds per script run: TensorFlow loads on the first one, on a busy 2-core machine
+SEED_RUN = "kmnist6k-seed"  # shipped, test accuracy 86.1%, lower than the shipped default's
+
+
+@pytest.fixture
+def no_data(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("KMNIST_DATA_DIR", str(tmp_path / "no-data"))
+    return tmp_path / "no-data"
+
+
+def open_page(page: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def button(at: AppTest, key: str):
+    found = [b for b in at.button if b.key == key]
+    assert found, f"no button {key!r}; buttons: {[(b.key, b.label) for b in at.button]}"
+    return found[0]
+
+
+def default() -> runs.Run:
+    return runs.get_run(runs.DEFAULT_POINTER.read_text().strip())
+
+
+def test_activating_a_lower_scoring_run_asks_first(no_data):
+    at = open_page("evaluation")
+    at.selectbox(key="eval_run").select(SEED_RUN).run()
+    button(at, "eval_activate").click().run()
+    assert runs.active_run_id() == default().id, "a lower-scoring run is not activated without asking"
+    ask = texts(at.warning)
+    # Choices cite validation: the shipped runs recorded validation scores.
+    want = (f"validation accuracy {default().metrics['val_accuracy']:.1%} → "
+            f"{runs.get_run(SEED_RUN).metrics['val_accuracy']:.1%}")
+    assert want in ask and "make kmnist6k-seed the active model anyway?" in ask, ask
+    button(at, "eval_activate-no").click().run()
+    assert runs.active_run_id() == default().id and not at.warning, "Keep leaves the active model alone"
+    button(at, "eval_activate").click().run()
+    button(at, "eval_activate-yes").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert runs.active_run_id() == SEED_RUN
+    assert "kmnist6k-seed is the active model" in texts(at.success)
+    assert SEED_RUN in texts(at.sidebar.markdown), "the sidebar names the new active model"
+
+
+def test_back_to_the_shipped_default_from_training(no_data):
+    runs.set_active(SEED_RUN)
+    at = open_page("training")
+    table = at.dataframe[0].value
+    assert table.loc[table["active"], "run"].tolist() == [SEED_RUN], table
+    back = button(at, "runs_default")
+    assert default().id in back.label and back.label.startswith("Back to the shipped default")
+    back.click().run()
+    assert not at.warning, "the default scores higher: no question asked"
+    assert runs.active_run_id() == default().id
+    assert f"{default().id} is the active model" in texts(at.success)
+
+
+def test_any_run_can_be_picked_on_training(no_data):
+    at = open_page("training")
+    labels = at.selectbox(key="runs_pick").options
+    assert len(labels) == 3 and all("completed" in x and "epoch " in x for x in labels), labels
+    at.selectbox(key="runs_pick").select("kmnist6k-resnet-bn-w48").run()
+    button(at, "runs_activate").click().run()
+    assert "make kmnist6k-resnet-bn-w48 the active model anyway?" in texts(at.warning), "the w48 run scores lower on validation"
+    button(at, "runs_activate-yes").click().run()
+    assert runs.active_run_id() == "kmnist6k-resnet-bn-w48"
+
+
+def cancelled_run(runs_dir: Path) -> runs.Run:
+    """A copy of the shipped seed run's scores, as a training cancelled 10 batches into its first epoch leaves it."""
+    src = runs.get_run(SEED_RUN).path
+    path = runs_dir / "tiny-cancelled"
+    path.mkdir(parents=True)
+    for name in (runs.CONFIG_FILE, runs.CLASSES_FILE, runs.METRICS_FILE):
+        (path / name).write_bytes((src / name).read_bytes())
+    files.write_json(path / runs.STATUS_FILE, {"state": "cancelled", "epoch": 1, "epochs": 3, "batch": 10,
+                                                "batches": 43})
+    return runs.get_run("tiny-cancelled")
+
+
+def test_a_cancelled_run_is_named_with_its_state_and_true_progress(runs_dir, no_data):
+    run = cancelled_run(runs_dir)
+    at = open_page("training")
+    table = at.dataframe[0].value
+    row = table[table["run"] == run.id].iloc[0]
+    assert row["state"] == "cancelled" and row["trained"] == "epoch 1 of 3, batch 10 of 43", row
+    at.switch_page("pages/evaluation.py").run()
+    label = next(o for o in at.selectbox(key="eval_run").options if o.startswith(run.id))
+    assert "cancelled" in label and "epoch 1 of 3, batch 10 of 43" in label, label
+    at.selectbox(key="eval_run").select(run.id).run()
+    assert "saved no model (cancelled)" in texts(at.caption), "a run without a model offers no activation"
