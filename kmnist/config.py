@@ -78,7 +78,7 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, data: dict) -> "TrainConfig":
-        """A config from its JSON; keys it does not know (e.g. `framing`, kept by runs before 2027) are left out."""
+        """A config from its JSON; keys it does not know (e.g. `framing`, which older runs kept here) are left out."""
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 

@@ -50,7 +50,7 @@ def trained(trained_once, runs_dir):
 
 def test_train_json(trained):
     assert set(trained) >= {"run", "accuracy", "balanced_accuracy", "macro_f1", "train_seconds"}
-    assert trained["run"] == "cli-run" and 0 <= trained["accuracy"] <= 1
+    assert trained["run"] == "cli-run" and trained["accuracy"] > 0.5, f"two epochs learn easy glyphs: {trained}"
 
 
 def test_evaluate_json(trained, trained_once, capsys):
@@ -62,7 +62,7 @@ def test_evaluate_json(trained, trained_once, capsys):
     assert (rep["images"], rep["dataset_images"], rep["classes_present"]) == (100, 100, 10)
     metrics = runs.get_run("cli-run").metrics
     assert [rep[k] for k in VALIDATION_KEYS] == [metrics[k] for k in VALIDATION_KEYS], "the validation scores"
-    assert 0 <= rep["val_accuracy"] <= 1 and rep["val_loss"] > 0
+    assert rep["val_accuracy"] > 0.5 and rep["val_loss"] > 0, "the run's own validation split, after learning"
     row = rep["per_class"][0]
     assert set(row) == {"index", "char", "precision", "recall", "f1", "support"} and row["char"] == "あ"
 

@@ -63,7 +63,7 @@ def test_one_epoch_makes_a_complete_run_that_learns(data_dir, runs_dir):
     assert m["val_images"] == 30
     assert m["val_loss"] == pytest.approx(run.history["val_loss"][-1], rel=1e-3)
     assert m["val_accuracy"] == pytest.approx(run.history["val_accuracy"][-1], abs=1e-6)
-    assert 0 <= m["val_balanced_accuracy"] <= 1
+    assert m["val_balanced_accuracy"] == pytest.approx(m["val_accuracy"], abs=1e-9), "3 per class: equal weights"
     assert run.config == TrainConfig(**TINY | {"batch_size": 16}), "the config as asked, with no run data in it"
     assert run.framing.box > 0 and (run.path / runs.FRAMING_FILE).is_file(), "the run saves the measured framing"
     # Loading needs nothing but the run directory.
