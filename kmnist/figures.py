@@ -36,7 +36,7 @@ def class_counts(counts: np.ndarray, classes: Sequence[ClassInfo], title: str) -
 
 def top_guesses(guesses: Sequence[Guess]) -> go.Figure:
     """The top-k probabilities as horizontal bars, the best guess on top."""
-    labels = [f"{g.char}  {g.romaji}" for g in guesses]
+    labels = [f"{g.char}  {g.romaji}" + (f" · {g.kanji}" if g.kanji else "") for g in guesses]
     probs = [g.prob for g in guesses]
     fig = go.Figure(go.Bar(
         x=probs, y=labels, orientation="h", marker_color=["#e45756"] + ["#4c78a8"] * (len(guesses) - 1),
@@ -194,7 +194,7 @@ def samples_per_class(labels: np.ndarray, num_classes: int, k: int, seed: int = 
 
 def enlarge(image: np.ndarray, factor: int) -> np.ndarray:
     """Nearest-neighbour upscaling, so browsers show sharp pixels instead of a blur."""
-    return np.kron(np.asarray(image), np.ones((factor, factor), dtype=np.asarray(image).dtype))
+    return np.repeat(np.repeat(np.asarray(image), factor, axis=0), factor, axis=1)  # grey (H, W) or colour (H, W, 3)
 
 
 def tile(images: np.ndarray, cols: int, factor: int = 2, gap: int = 2, fill: int = 64) -> np.ndarray:

@@ -53,8 +53,9 @@ class Guess:
     char: str  # the character
     romaji: str  # its reading
     prob: float  # model probability
+    kanji: str = ""  # its source kanji (字母), "" where there is none
 
 
 def top_k(probs: np.ndarray, classes: list[ClassInfo], k: int = 5) -> list[Guess]:
     order = np.argsort(probs)[::-1][:k]
-    return [Guess(int(i), classes[i].char, classes[i].romaji, float(probs[i])) for i in order]
+    return [Guess(int(i), classes[i].char, classes[i].romaji, float(probs[i]), classes[i].kanji) for i in order]

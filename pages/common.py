@@ -221,6 +221,16 @@ def predictor(run: runs.Run) -> Predictor | OnnxPredictor:
     return _predictor(str(run.path), _stamps(run), _stamp(onnx) if onnx else 0.0)
 
 
+def warm() -> None:
+    """Load the predictor of the model the pages use, once per server, before the first stroke needs it.
+
+    A model that cannot be used is left for the page that uses it to report."""
+    try:
+        runs.load_active(load=predictor)
+    except runs.ModelError:
+        return
+
+
 def _file(name: str, role: str) -> Path | None:
     status = datasets.status(name)
     f = datasets.spec(name).file(role)
@@ -285,7 +295,7 @@ def class_grid(images: np.ndarray, picks: list[np.ndarray], classes: list[ClassI
     for start in range(0, len(classes), cols):
         for column, c in zip(st.columns(cols), classes[start: start + cols]):
             with column:
-                show_strip(images[picks[c.index]], f"{c.char} {c.romaji} · class {c.index}", cols=4, factor=factor)
+                show_strip(images[picks[c.index]], f"{c.label()} · class {c.index}", cols=4, factor=factor)
 
 
 def test_split(run: runs.Run) -> tuple[np.ndarray, np.ndarray, np.ndarray] | str:

@@ -11,7 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from kmnist import datasets, figures, jobs, runs
+from kmnist import datasets, drawings, figures, finetune, jobs, runs
 from kmnist.config import TrainConfig, preset
 from kmnist.models import ARCHITECTURES
 from pages import common
@@ -99,6 +99,29 @@ def start_form(allowed: bool, busy: jobs.Job | None) -> None:
         st.rerun()
 
 
+def finetune_form(allowed: bool, busy: jobs.Job | None) -> None:
+    """Fine-tune the active model with the drawings saved from the Draw page (kmnist.finetune)."""
+    mine = drawings.drawings()
+    active = runs.active_run()
+    if not mine or active is None or not active.has_model:
+        return
+    st.subheader("Teach the active model your drawings")
+    st.caption(f"{len(mine)} drawing{'s' if len(mine) != 1 else ''} saved from the Draw page "
+               f"({drawings.NAME}). A fine-tune starts from {active.id}'s weights and trains a few epochs on its "
+               "own training data plus your drawings (repeated, so they count), as a new run; it reports the test "
+               "accuracy before and after, and the accuracy on the drawings held out (every fifth one).")
+    epochs = st.number_input("Fine-tune epochs", 1, 20, 3, key="finetune_epochs", disabled=not allowed)
+    why = "training is turned off here" if not allowed else f"run {busy.run_id} is still {busy.state}" if busy else ""
+    if st.button("Fine-tune the active model", disabled=bool(why), help=f"Disabled: {why}" if why else None):
+        try:
+            run_id = jobs.start_finetune(active.id, drawings.NAME, int(epochs))
+        except jobs.JobError as e:
+            st.error(str(e))
+            return
+        st.toast(f"Started run {run_id}")
+        st.rerun()
+
+
 def curves(job: jobs.Job) -> go.Figure | None:
     """Per-epoch loss and accuracy, plus where the running epoch stands."""
     history = job.status.get("history") or (job.run.history if job.run else {})
@@ -122,6 +145,9 @@ def finished(job: jobs.Job, allowed: bool) -> None:
     if run is None:
         return
     m = run.metrics
+    tuned = finetune.read_report(run)
+    if tuned is not None:
+        st.info(f"Fine-tuned from {tuned.base_run} with {tuned.train_drawings} of your drawings: {tuned.summary()}.")
     if "accuracy" in m:
         cols = st.columns(5)
         cols[0].metric("Test accuracy", f"{m['accuracy']:.2%}")
@@ -194,6 +220,7 @@ st.caption("A training runs as its own background process: you can leave this pa
 latest = jobs.latest()
 busy = latest if latest and latest.active else None
 start_form(allowed, busy)
+finetune_form(allowed, busy)
 if latest is not None:
     st.fragment(run_every=POLL_S if busy else None)(job_panel)(latest.run_id, busy is not None, allowed)
 runs_section(allowed)

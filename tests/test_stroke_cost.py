@@ -25,7 +25,8 @@ from tests.test_app_pages import (APP, SEED_RUN, TIMEOUT, metric, no_data, open_
                                   seed_run)
 
 # Runs the Draw page once in a fresh interpreter (this one may have imported Keras already) with a
-# drawing injected as the canvas would send it, and says what the process imported.
+# drawing injected as the canvas would send it, explanations off (Live mode's default), and says what the
+# process imported.
 PROBE = f"""
 import json, sys
 import numpy as np
@@ -34,6 +35,7 @@ drawing = np.full((200, 200, 4), 255, np.uint8)
 drawing[40:160, 95:110, :3] = 0
 at = AppTest.from_file({APP!r}, default_timeout={TIMEOUT})
 at.session_state["draw_injected_image"] = drawing
+at.session_state["draw_explain_server"] = False  # explaining (saliency, nearest forms) is Keras' job by design
 at.run()
 assert not at.exception, [e.value for e in at.exception]
 print(json.dumps({{"prediction": [m.value for m in at.metric if m.label == "Prediction"],
