@@ -60,6 +60,7 @@ def frame():
 def main() -> None:
     """The page the URL asks for, in the frame."""
     page = frame()
+    common.warm()  # the model loads with the first page, not with the first stroke
     st.session_state[common.FRAMED] = True
     page.run()
 

@@ -1,4 +1,4 @@
-"""The class table: index, codepoint, character and a romaji reading for each class."""
+"""The class table: index, codepoint, character, a romaji reading and the source kanji (字母) of each class."""
 from __future__ import annotations
 
 import csv
@@ -20,6 +20,13 @@ ROMAJI = {
     "わ": "wa", "ゐ": "wi", "ゑ": "we", "を": "wo", "ん": "n",
     "ゝ": "iteration mark",
 }
+# The kanji each hiragana was simplified from (字母, jibo). ゝ, the iteration mark, has none. Kuzushiji also
+# writes each sound with variant kana (hentaigana) from other kanji, so one class holds several shapes.
+KANJI = dict(zip(
+    "あいうえおかきくけこさしすせそたちつてとなにぬねのはひふへほまみむめもやゆよらりるれろわゐゑをん",
+    "安以宇衣於加幾久計己左之寸世曽太知川天止奈仁奴祢乃波比不部保末美武女毛也由与良利留礼呂和為恵遠无"))
+HENTAIGANA_NOTE = ("The 字母 (jibo) is the kanji a hiragana was simplified from. Kuzushiji also writes the same sound "
+                   "with variant kana (hentaigana) simplified from other kanji, so several shapes map to one class.")
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
 
@@ -29,6 +36,11 @@ class ClassInfo:
     codepoint: str  # Unicode codepoint as "U+3042"
     char: str  # the character itself
     romaji: str  # reading shown beside the character
+    kanji: str = ""  # source kanji (字母) of a hiragana, "" for ゝ and non-kana
+
+    def label(self) -> str:
+        """The character, its reading and its source kanji, e.g. "あ a · 安"."""
+        return f"{self.char} {self.romaji}" + (f" · {self.kanji}" if self.kanji else "")
 
 
 def reading(char: str) -> str:
@@ -41,7 +53,7 @@ def reading(char: str) -> str:
 
 
 def make_class(index: int, char: str) -> ClassInfo:
-    return ClassInfo(index, f"U+{ord(char):04X}", char, reading(char))
+    return ClassInfo(index, f"U+{ord(char):04X}", char, reading(char), KANJI.get(char, ""))
 
 
 def k49_classes() -> list[ClassInfo]:
@@ -59,7 +71,8 @@ def parse_classmap(text: str) -> list[ClassInfo]:
     rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
     if not rows or not {"index", "codepoint", "char"} <= set(rows[0]):
         raise ValueError("a classmap needs the header 'index,codepoint,char'")
-    classes = [ClassInfo(int(r["index"]), r["codepoint"], r["char"], reading(r["char"])) for r in rows]
+    classes = [ClassInfo(int(r["index"]), r["codepoint"], r["char"], reading(r["char"]), KANJI.get(r["char"], ""))
+               for r in rows]
     if [c.index for c in classes] != list(range(len(classes))):
         raise ValueError("classmap indices must run 0..N-1 in order")
     return classes
@@ -80,4 +93,5 @@ def to_json(classes: list[ClassInfo]) -> list[dict]:
 
 
 def from_json(rows: list[dict]) -> list[ClassInfo]:
-    return [ClassInfo(**r) for r in rows]
+    # Runs saved before the kanji column get it from the character.
+    return [ClassInfo(**({"kanji": KANJI.get(r["char"], "")} | r)) for r in rows]

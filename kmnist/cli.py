@@ -113,6 +113,35 @@ class _ProgressPrinter:
         return Printer()
 
 
+def cmd_finetune(args) -> int:
+    from kmnist.finetune import finetune
+    callbacks = [] if args.json else [_ProgressPrinter()]
+    rep = finetune(args.run, args.drawings, epochs=args.epochs, seed=args.seed, run_id=args.run_id,
+                   data_root=args.data_dir, callbacks=callbacks)
+    if args.json:
+        _print_json(rep.to_json())
+    else:
+        print(f"run {rep.run} {rep.state}, fine-tuned from {rep.base_run} with {rep.train_drawings} drawings "
+              f"(each seen {rep.repeat}x per epoch, {rep.epochs} epochs): {rep.summary()}")
+    return 0 if rep.state == "completed" else 3
+
+
+def cmd_forms(args) -> int:
+    from kmnist import tutor
+    rows = []
+    for run_id in args.run or [runs.active_run_id()]:
+        run = runs.get_run(run_id)
+        forms = tutor.build_forms(run, run.load_model(), datasets.load_images(run.config.dataset, "train", args.data_dir),
+                                  datasets.load_labels(run.config.dataset, "train", args.data_dir), args.per_class)
+        rows.append({"run": run.id, "forms": len(forms.images), "file": str(tutor.save_forms(forms, Path(args.out)))})
+    if args.json:
+        _print_json(rows)
+    else:
+        for r in rows:
+            print(f"{r['run']}: {r['forms']} forms in {r['file']}")
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from kmnist.evaluate import VALIDATION_KEYS, labels_for_run, report
     from kmnist.predict import predict_proba
@@ -308,6 +337,20 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--strategy", choices=["default", "mirrored", "multi-worker"],
                    help="tf.distribute strategy (multi-worker reads TF_CONFIG)")
     s.add_argument("--run-id", help="name for the run directory (default: dataset-arch-time)")
+    data_dir(s), json_flag(s)
+    s = add("finetune", cmd_finetune, "fine-tune a run with your own drawings (a dataset folder such as "
+            "my-drawings): a new run, scored before and after")
+    s.add_argument("--run", required=True, help="run to start from")
+    s.add_argument("--with", dest="drawings", required=True, help="drawings dataset in the data dir (e.g. my-drawings)")
+    s.add_argument("--epochs", type=int, default=3)
+    s.add_argument("--seed", type=int, help="seed (default: the base run's)")
+    s.add_argument("--run-id", help="name for the new run (default: BASE-ft-time)")
+    data_dir(s), json_flag(s)
+    s = add("forms", cmd_forms, "rank each class's training images by typicality in a run's feature space and "
+            "keep the most typical (the Draw page's forms to copy)")
+    s.add_argument("--run", nargs="+", help="runs (default: the active model)")
+    s.add_argument("--per-class", type=int, default=32)
+    s.add_argument("--out", default=str(Path("assets") / "forms"), help="folder (default: %(default)s)")
     data_dir(s), json_flag(s)
     s = add("evaluate", cmd_evaluate, "score a run on a dataset's test set")
     s.add_argument("--run", help="run id (default: the active model)")

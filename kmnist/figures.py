@@ -18,6 +18,7 @@ from kmnist.embed import Embedding
 from kmnist.predict import Guess
 
 CONFUSION_PX = 640  # height of the confusion-matrix figure; markers are sized to fill its cells
+MARK_PX = 30  # size of a star on a map: ten times a map point, readable over a dense cluster
 MARGIN = dict(l=10, r=10, t=40, b=10)
 
 
@@ -35,7 +36,7 @@ def class_counts(counts: np.ndarray, classes: Sequence[ClassInfo], title: str) -
 
 def top_guesses(guesses: Sequence[Guess]) -> go.Figure:
     """The top-k probabilities as horizontal bars, the best guess on top."""
-    labels = [f"{g.char}  {g.romaji}" for g in guesses]
+    labels = [f"{g.char}  {g.romaji}" + (f" · {g.kanji}" if g.kanji else "") for g in guesses]
     probs = [g.prob for g in guesses]
     fig = go.Figure(go.Bar(
         x=probs, y=labels, orientation="h", marker_color=["#e45756"] + ["#4c78a8"] * (len(guesses) - 1),
@@ -49,6 +50,24 @@ def top_guesses(guesses: Sequence[Guess]) -> go.Figure:
 def share_text(v: float) -> str:
     """A row share as a cell label: one decimal under 10%, so a cell of a few images never reads "0%"."""
     return f"{v:.1%}" if v < 0.1 else f"{v:.0%}"
+
+
+def format_seconds(seconds: float) -> str:
+    """A duration as people say it: "45 s", "1 min 05 s", "2 h 03 min"."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def progress_text(stage: str, elapsed: float, estimate: float) -> str:
+    """A progress line for a slow step: the stage, the time spent and the time probably left."""
+    left = estimate - elapsed
+    guess = (f"about {format_seconds(left)} left" if left >= 1
+             else f"longer than the estimated {format_seconds(estimate)}")
+    return f"{stage} · {format_seconds(elapsed)} elapsed · {guess}"
 
 
 def confusion(cm: np.ndarray, classes: Sequence[ClassInfo], normalise: bool = False,
@@ -175,7 +194,7 @@ def samples_per_class(labels: np.ndarray, num_classes: int, k: int, seed: int = 
 
 def enlarge(image: np.ndarray, factor: int) -> np.ndarray:
     """Nearest-neighbour upscaling, so browsers show sharp pixels instead of a blur."""
-    return np.kron(np.asarray(image), np.ones((factor, factor), dtype=np.asarray(image).dtype))
+    return np.repeat(np.repeat(np.asarray(image), factor, axis=0), factor, axis=1)  # grey (H, W) or colour (H, W, 3)
 
 
 def tile(images: np.ndarray, cols: int, factor: int = 2, gap: int = 2, fill: int = 64) -> np.ndarray:
@@ -238,10 +257,12 @@ def map_figure(emb: Embedding, labels: np.ndarray | None, classes: Sequence[Clas
                 x=emb.coords[members, 0], y=emb.coords[members, 1], mode="markers", name=name,
                 marker=dict(size=3, color=colour, opacity=0.7), customdata=members, text=where[members],
                 hovertemplate=hover))
+    # Marks are WebGL too and come last: Plotly draws every WebGL trace above every SVG one, so an SVG star
+    # would sit under 16,000 points.
     for name, xy in (marks or {}).items():
-        fig.add_trace(go.Scatter(
+        fig.add_trace(go.Scattergl(
             x=[xy[0]], y=[xy[1]], mode="markers", name=name, hovertemplate=f"{name}<extra></extra>",
-            marker=dict(symbol="star", size=20, color="black", line=dict(color="white", width=2))))
+            marker=dict(symbol="star", size=MARK_PX, color="black", line=dict(color="white", width=3))))
     # UMAP axes carry no units, so the map fills the box instead of keeping an aspect ratio.
     fig.update_layout(height=height, margin=dict(l=0, r=0, t=30, b=0), dragmode="lasso",
                       legend=dict(itemsizing="constant", font=dict(size=15), orientation="h", y=-0.02,

@@ -160,7 +160,11 @@ def _lock():
 
 
 def _new_run_id(config: TrainConfig) -> str:
-    base = runs.new_run_id(config)
+    return _unique(runs.new_run_id(config))
+
+
+def _unique(base: str) -> str:
+    """`base`, or `base-2`, `base-3`... whichever no run or job has yet."""
     run_id, n = base, 1
     while (runs.runs_dir() / run_id).exists() or (jobs_dir() / f"{run_id}.json").exists():
         n += 1
@@ -175,30 +179,66 @@ def config_path(run_id: str) -> Path:
 
 def command(run_id: str, data_root: Path | None = None) -> list[str]:
     """The command line a job runs: the CLI's train, reading the job's config file."""
-    argv = [sys.executable, "-m", "kmnist", "train", "--config", str(config_path(run_id).resolve()),
-            "--run-id", run_id, "--data-dir", str(datasets.data_dir(data_root).resolve()), "--json"]
+    return _kmnist(["train", "--config", str(config_path(run_id).resolve())], run_id, data_root)
+
+
+def _kmnist(args: list[str], run_id: str, data_root: Path | None) -> list[str]:
+    """`python -m kmnist ARGS` writing run `run_id`, niced."""
+    argv = [sys.executable, "-m", "kmnist", *args, "--run-id", run_id,
+            "--data-dir", str(datasets.data_dir(data_root).resolve()), "--json"]
     nice = shutil.which("nice")
     return [nice, "-n", str(NICENESS), *argv] if nice else argv  # nice execs, so the pid stays the trainer's
 
 
-def start(config: TrainConfig, data_root: Path | None = None) -> str:
-    """Start a training as `config` says, in the background; return its run id. Refuses while another runs."""
+def _refuse_when_read_only() -> None:
     if not training_allowed():
         raise JobError("Training is turned off here (KMNIST_ALLOW_TRAINING=0 or KMNIST_PUBLIC=1): this app is read-only.")
+
+
+def start(config: TrainConfig, data_root: Path | None = None) -> str:
+    """Start a training as `config` says, in the background; return its run id. Refuses while another runs."""
+    _refuse_when_read_only()
     status = datasets.status(config.dataset, data_root)
     if not status.trainable:
         raise JobError(datasets.missing_message(status, status.missing))
+
+    def argv_for(run_id: str) -> list[str]:
+        files.write_json(config_path(run_id), config.to_json())
+        return command(run_id, data_root)
+    return _launch(lambda: _new_run_id(config), argv_for)
+
+
+def start_finetune(base_id: str, drawings: str, epochs: int = 3, data_root: Path | None = None) -> str:
+    """Fine-tune a run with a drawings dataset in the background (kmnist.finetune); returns the new run id."""
+    from kmnist.finetune import new_run_id
+    _refuse_when_read_only()
+    try:
+        base = runs.get_run(base_id)
+    except (ValueError, runs.RunNotFoundError) as e:
+        raise JobError(str(e)) from None
+    status = datasets.status(base.config.dataset, data_root)
+    if not status.trainable:
+        raise JobError(datasets.missing_message(status, status.missing))
+    if epochs < 1:
+        raise JobError("epochs must be at least 1")
+    args = ["finetune", "--run", base_id, "--with", drawings, "--epochs", str(epochs)]
+    return _launch(lambda: _unique(new_run_id(base)), lambda run_id: _kmnist(args, run_id, data_root))
+
+
+def _launch(new_id, argv_for) -> str:
+    """Start `argv_for(run_id)` in the background unless a job runs; record it for the pages to find.
+
+    Both are called under the job lock, so two pages starting at once get one job and one refusal."""
     with _lock():
         busy = running()
         if busy:
             raise JobError(f"Training run {busy.run_id!r} is still {busy.state}: one training at a time, "
                            "because a second one would halve the speed of both. Wait for it or cancel it.")
-        run_id = _new_run_id(config)
-        files.write_json(config_path(run_id), config.to_json())
+        run_id = new_id()
         log = jobs_dir() / f"{run_id}.log"
         env = os.environ | {"KMNIST_RUNS_DIR": str(runs.runs_dir().resolve()), "TF_CPP_MIN_LOG_LEVEL": "2",
                             "PYTHONUNBUFFERED": "1"}
-        argv = command(run_id, data_root)
+        argv = argv_for(run_id)
         with open(log, "wb") as out:
             # Its own session: the training outlives a page rerun, and a Ctrl-C in the app's terminal.
             proc = subprocess.Popen(argv, cwd=files.ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,

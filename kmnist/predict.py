@@ -41,7 +41,7 @@ class OnnxPredictor:
         from kmnist.export import session
         self._session = session(path)
         self._input = self._session.get_inputs()[0].name
-        self(np.zeros((28, 28), np.uint8))  # allocate now, not on the first stroke
+        self.outputs = len(self(np.zeros((28, 28), np.uint8)))  # one call allocates now, not on the first stroke
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         return self._session.run(None, {self._input: to_input(image)})[0][0]
@@ -53,8 +53,9 @@ class Guess:
     char: str  # the character
     romaji: str  # its reading
     prob: float  # model probability
+    kanji: str = ""  # its source kanji (字母), "" where there is none
 
 
 def top_k(probs: np.ndarray, classes: list[ClassInfo], k: int = 5) -> list[Guess]:
     order = np.argsort(probs)[::-1][:k]
-    return [Guess(int(i), classes[i].char, classes[i].romaji, float(probs[i])) for i in order]
+    return [Guess(int(i), classes[i].char, classes[i].romaji, float(probs[i]), classes[i].kanji) for i in order]

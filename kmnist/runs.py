@@ -220,8 +220,8 @@ class Run:
     def has_model(self) -> bool:
         return (self.path / MODEL_FILE).is_file()
 
-    def load_model(self):
-        """The run's Keras model, checked: it loads, and it has one output per class of the run's table."""
+    def check_model_file(self) -> Path:
+        """The path of the run's model.keras once it is known to be whole (without importing Keras); else ModelError."""
         path = self.path / MODEL_FILE
         if not path.is_file():
             state = self.state
@@ -236,6 +236,11 @@ class Run:
                              f"({path.stat().st_size:,} bytes: {e})") from None
         if broken is not None:
             raise ModelError(f"the {MODEL_FILE} of run {self.id!r} is corrupt (damaged part: {broken})")
+        return path
+
+    def load_model(self):
+        """The run's Keras model, checked: it loads, and it has one output per class of the run's table."""
+        path = self.check_model_file()
         import keras  # deferred: listing runs should not pay for TensorFlow
         try:
             model = keras.models.load_model(path, compile=False)

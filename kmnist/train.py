@@ -169,8 +169,12 @@ class Prepared:
 
 def train(config: TrainConfig, dataset: datasets.Dataset | None = None, callbacks: Sequence = (),
           runs_root: Path | None = None, data_root: Path | None = None, run_id: str | None = None,
-          verbose: int = 0) -> runs.Run:
-    """Train a model as `config` says and leave a complete run directory, also when cancelled or failed."""
+          verbose: int = 0, start_from=None, extra: tuple[np.ndarray, np.ndarray] | None = None) -> runs.Run:
+    """Train a model as `config` says and leave a complete run directory, also when cancelled or failed.
+
+    Fine-tuning (kmnist.finetune) passes `start_from`, a model whose weights training starts from, and
+    `extra`, (images, labels) added to the training split only, after validation is carved out.
+    """
     if dataset is None:  # before the run dir exists: missing data is a message, not a failed run
         dataset = datasets.load(config.dataset, data_root)
     run_id = runs.validate_run_id(run_id or runs.new_run_id(config))
@@ -181,8 +185,8 @@ def train(config: TrainConfig, dataset: datasets.Dataset | None = None, callback
     files.write_json(run_dir / runs.STATUS_FILE, status)
     restore = _install_signal_handlers(stop)
     try:
-        data = prepare(config, dataset, run_dir)
-        model, progress, train_seconds = fit(data, run_dir, started, stop, callbacks, verbose)
+        data = prepare(config, dataset, run_dir, extra)
+        model, progress, train_seconds = fit(data, run_dir, started, stop, callbacks, verbose, start_from)
         saved = save(run_dir, model, data, progress.history)  # scored as saved: plain layers, float32
         score(run_dir, saved, data, progress, "cancelled" if stop.is_set() else "completed", train_seconds, started)
         return runs.Run(run_id, run_dir)
@@ -198,8 +202,12 @@ def train(config: TrainConfig, dataset: datasets.Dataset | None = None, callback
         restore()
 
 
-def prepare(config: TrainConfig, dataset: datasets.Dataset, run_dir: Path) -> Prepared:
-    """Split the data and write what a reader needs before the first epoch: config, class table, framing."""
+def prepare(config: TrainConfig, dataset: datasets.Dataset, run_dir: Path,
+            extra: tuple[np.ndarray, np.ndarray] | None = None) -> Prepared:
+    """Split the data and write what a reader needs before the first epoch: config, class table, framing.
+
+    `extra` (images, labels) joins the training split only, after validation is carved out.
+    """
     config = config.replace(dataset=dataset.name)
     images, labels = dataset.train.images, dataset.train.labels
     if config.limit:
@@ -209,19 +217,26 @@ def prepare(config: TrainConfig, dataset: datasets.Dataset, run_dir: Path) -> Pr
     files.write_json(run_dir / runs.CONFIG_FILE, config.to_json())
     files.write_json(run_dir / runs.CLASSES_FILE, cls.to_json(dataset.classes))
     files.write_json(run_dir / runs.FRAMING_FILE, measure_framing(images, seed=config.seed).to_json())
-    return Prepared(config, dataset.classes, datasets.Split(images[tr], labels[tr]),
+    fit_x, fit_y = images[tr], labels[tr]
+    if extra is not None and len(extra[0]):
+        fit_x, fit_y = np.concatenate([fit_x, extra[0]]), np.concatenate([fit_y, extra[1]]).astype(labels.dtype)
+    return Prepared(config, dataset.classes, datasets.Split(fit_x, fit_y),
                     datasets.Split(images[va], labels[va]), dataset.test, weights)
 
 
 def fit(data: Prepared, run_dir: Path, started: float, stop: threading.Event, callbacks: Sequence = (),
-        verbose: int = 0):
-    """Build and fit the model; returns it, its progress (history, epochs and batches done) and the fit's seconds."""
+        verbose: int = 0, start_from=None):
+    """Build and fit the model (from `start_from`'s weights when given); returns it, its progress (history, epochs
+    and batches done) and the fit's seconds."""
     import keras
     from kmnist import models
     config, num_classes = data.config, len(data.classes)
     keras.utils.set_random_seed(config.seed)
     with strategy_for(config.strategy).scope():
-        model = models.compile_model(models.build(config.arch, num_classes), config, data.steps)
+        model = models.build(config.arch, num_classes)
+        if start_from is not None:
+            model.set_weights(start_from.get_weights())
+        model = models.compile_model(model, config, data.steps)
     follow = _make_callbacks(run_dir, config, data.steps, started, stop)
     fit_start = time.time()
     model.fit(make_pipeline(data.train.images, data.train.labels, num_classes, config, True, data.weights),

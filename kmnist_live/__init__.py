@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -93,14 +94,20 @@ def _decode(value: dict | None) -> LiveDrawing | None:
                        seq=int(value.get("seq", 0)), infer_ms=float(value.get("ms", 0.0)))
 
 
-def live_canvas(run: runs.Run, key: str = "live") -> LiveDrawing | None:
-    """Mount the live canvas for the run; the last drawing the pen lifted from, or None (empty or cleared)."""
+def live_canvas(run: runs.Run, key: str = "live", background: bytes | None = None,
+                on_change: Callable[[], None] | None = None) -> LiveDrawing | None:
+    """Mount the live canvas for the run; the last drawing the pen lifted from, or None (empty or cleared).
+
+    `background`, PNG bytes, shows faintly under the ink (a form to trace) on a layer of its own: the model
+    never reads it. `on_change` runs when the pen lifts, as a widget's on_change does.
+    """
     model = publish_model(run)
-    classes = [{"char": c.char, "romaji": c.romaji, "kanji": getattr(c, "kanji", "") or ""} for c in run.classes]
+    classes = [{"char": c.char, "romaji": c.romaji, "kanji": c.kanji} for c in run.classes]
+    picture = f"data:image/png;base64,{base64.b64encode(background).decode()}" if background else None
     result = _CANVAS(
         key=key, data={"model": model, "static": _static_base(), "classes": classes,
-                       "framing": run.framing.to_json(), "size": CANVAS_PX, "run": run.id},
-        default={"drawing": None, "unsupported": False}, on_drawing_change=lambda: None,
+                       "framing": run.framing.to_json(), "size": CANVAS_PX, "run": run.id, "background": picture},
+        default={"drawing": None, "unsupported": False}, on_drawing_change=on_change or (lambda: None),
         on_unsupported_change=lambda: None)
     if result.unsupported and not st.session_state.get(UNSUPPORTED):
         st.session_state[UNSUPPORTED] = True  # this browser cannot run it: the page falls back to the server path

@@ -36,6 +36,7 @@ class LiveCanvas {
   update(data, setStateValue) {
     this.data = data;
     this.send = setStateValue;
+    this.trace(data.background);
     if (typeof WebAssembly !== "object") {
       this.status("This browser has no WebAssembly: using the server instead.");
       setStateValue("unsupported", true);
@@ -65,6 +66,18 @@ class LiveCanvas {
       if (this.strokes.length) this.request().then(() => this.deliver());
     } catch (e) {
       this.status(`The model did not load in the browser: ${e.message || e}`);
+    }
+  }
+
+  // Show a picture (a data: URL) faintly under the ink, or none; it is never drawn into the canvas itself.
+  trace(src) {
+    const img = this.$(".trace");
+    if (!src) {
+      img.hidden = true;
+      img.removeAttribute("src");
+    } else {
+      if (img.getAttribute("src") !== src) img.src = src;
+      img.hidden = false;
     }
   }
 

@@ -7,6 +7,7 @@ array on every rerun, while these arrays are only ever read.
 """
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,7 @@ def active_run_or_stop() -> runs.Run:
     """The run whose model the page uses: the active one, or, when its model cannot be loaded, the shipped
     default under a one-line warning naming the run and what is wrong."""
     try:
-        active = runs.load_active(load=_checked_model)
+        active = runs.load_active(load=predictor)  # checks the model it will answer with (ONNX: no Keras)
     except runs.ModelError as e:
         stop(f"{e}. Activate a working run on the **Training** page (or with `python -m kmnist activate RUN`).")
     if active is None:
@@ -147,6 +148,23 @@ def _stamp(path: Path) -> float:
     return path.stat().st_mtime
 
 
+def _settle(resource):
+    """Collect once, then freeze what is alive (gc.freeze), so later collections skip it; returns resource.
+
+    Every stroke reruns the page, and after each run full collections walk every object alive: Streamlit's
+    own (runner.postScriptGC) and, once any page has imported Keras, the one in keras.backend.clear_session(),
+    which Streamlit calls after every run. That is the libraries, models and arrays: 130,000 objects without
+    TensorFlow, 400,000 with it, 0.3-2.8 s a collection on the busy 2-core machine. Frozen objects are
+    skipped, so those collections walk only what the runs made since (BENCHMARKS.md, "Many people drawing
+    at once"). Called once per loaded resource; unfreezing first lets this one collection free a model
+    evicted from the cache.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+    return resource
+
+
 def _stamps(run: runs.Run) -> tuple[float, float]:
     """When the model and the class table it is checked against last changed (0 when absent)."""
     return tuple(_stamp(p) if p.is_file() else 0.0 for p in (run.path / runs.MODEL_FILE, run.path / runs.CLASSES_FILE))
@@ -157,7 +175,7 @@ def _model(run_dir: str, stamps: tuple[float, float]) -> tuple[object | None, st
     """(model, "") or (None, why it cannot be used): a broken model is cached too, so it is not retried per rerun."""
     path = Path(run_dir)
     try:
-        return runs.Run(path.name, path).load_model(), ""
+        return _settle(runs.Run(path.name, path).load_model()), ""
     except runs.RunError as e:
         return None, str(e)
 
@@ -175,7 +193,17 @@ def _predictor(run_dir: str, stamps: tuple[float, float], onnx_stamp: float) -> 
     path = Path(run_dir)
     run = runs.Run(path.name, path)
     onnx = onnx_path(run)
-    return OnnxPredictor(str(onnx)) if onnx else Predictor(_checked_model(run))
+    if onnx is None:
+        return _settle(Predictor(_checked_model(run)))
+    run.check_model_file()  # a broken model.keras breaks the other pages: say so here too, not only there
+    try:
+        found = OnnxPredictor(str(onnx))
+    except Exception as e:  # noqa: BLE001 - the file is outside input: any failure to read it is its fault
+        raise runs.ModelError(f"the {onnx.name} of run {run.id!r} cannot be loaded ({type(e).__name__})") from None
+    if found.outputs != len(run.classes):
+        raise runs.ModelError(f"run {run.id!r} does not match its class table: its {onnx.name} gives "
+                              f"{found.outputs} outputs but {runs.CLASSES_FILE} lists {len(run.classes)} classes")
+    return _settle(found)
 
 
 def model(run: runs.Run):
@@ -193,6 +221,16 @@ def predictor(run: runs.Run) -> Predictor | OnnxPredictor:
     return _predictor(str(run.path), _stamps(run), _stamp(onnx) if onnx else 0.0)
 
 
+def warm() -> None:
+    """Load the predictor of the model the pages use, once per server, before the first stroke needs it.
+
+    A model that cannot be used is left for the page that uses it to report."""
+    try:
+        runs.load_active(load=predictor)
+    except runs.ModelError:
+        return
+
+
 def _file(name: str, role: str) -> Path | None:
     status = datasets.status(name)
     f = datasets.spec(name).file(role)
@@ -204,7 +242,7 @@ def _array(name: str, split: str, kind: str, root: str, stamp: float) -> np.ndar
     load = datasets.load_images if kind == "imgs" else datasets.load_labels
     arr = load(name, split, Path(root))
     arr.flags.writeable = False  # shared between sessions: nobody may change it in place
-    return arr
+    return _settle(arr)
 
 
 def array(name: str, split: str, kind: str) -> np.ndarray | None:
@@ -257,7 +295,7 @@ def class_grid(images: np.ndarray, picks: list[np.ndarray], classes: list[ClassI
     for start in range(0, len(classes), cols):
         for column, c in zip(st.columns(cols), classes[start: start + cols]):
             with column:
-                show_strip(images[picks[c.index]], f"{c.char} {c.romaji} · class {c.index}", cols=4, factor=factor)
+                show_strip(images[picks[c.index]], f"{c.label()} · class {c.index}", cols=4, factor=factor)
 
 
 def test_split(run: runs.Run) -> tuple[np.ndarray, np.ndarray, np.ndarray] | str:

@@ -3,7 +3,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from kmnist import datasets, figures, jobs
+from kmnist import datasets, drawings, figures, jobs
+from kmnist.classes import HENTAIGANA_NOTE
 from pages import common
 
 common.enter()  # inside app.py's frame, even on a first deep link
@@ -60,8 +61,31 @@ else:
     if images is None:
         st.info(common.missing_note(pick, split))
     else:
-        st.caption(f"{SAMPLES} random {split} images of each class, as stored: light ink on black, 28×28 pixels.")
+        st.caption(f"{SAMPLES} random {split} images of each class, as stored: light ink on black, 28×28 pixels. "
+                   "Each class is named with its character, romaji and source kanji. " + HENTAIGANA_NOTE)
         common.class_grid(images, common.samples(pick, split, len(classes), SAMPLES), classes)
+
+st.subheader("Your drawings")
+mine = drawings.drawings()
+if not mine:
+    st.caption(f"None yet. Under every prediction on the Draw page, \"Right?\" saves the drawing with the character "
+               f"you confirm or choose, into the {drawings.NAME} dataset in the data dir.")
+else:
+    st.caption(f"{len(mine)} drawing{'s' if len(mine) != 1 else ''} saved from the Draw page in "
+               f"`{drawings.folder()}`, in the official layout (every fifth held out as test). Per character: "
+               + ", ".join(f"{char} {n}" for char, n in drawings.counts(mine).items()))
+    common.show_strip(np.stack([drawings.image(d) for d in mine[-48:]]),
+                      "Latest drawings, oldest first: " + " ".join(d.char for d in mine[-48:]), cols=12)
+    doomed = st.selectbox("Drawing", [d.id for d in reversed(mine)], key="drawing_pick",
+                          format_func=lambda i: next(f"{d.char} · {d.saved} · {d.split}" for d in mine if d.id == i))
+    if st.button("Delete this drawing", key="drawing_delete", disabled=public,
+                 help="Read-only here: this public site deletes nothing" if public else None):
+        try:
+            drawings.delete(doomed)
+        except (LookupError, OSError) as e:
+            st.error(f"Could not delete it: {e}")
+        else:
+            st.rerun()
 
 st.subheader("Download the official datasets")
 if public:

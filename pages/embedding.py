@@ -2,17 +2,21 @@
 class; selecting points shows their images, and the last drawing is placed among its neighbours."""
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
-from kmnist import datasets, embed, figures, jobs, runs
+from kmnist import KmnistError, datasets, embed, figures, jobs, runs
 from pages import common
 
 common.enter()  # inside app.py's frame, even on a first deep link
 
 SHOWN = 120  # selected images shown at most
+POLL_S = 0.5  # seconds between progress updates while a map is computed
+DONE = "embed-computed-"  # session key prefix: what computing a map took, shown once above the new map
 
 
 def sample(emb: embed.Embedding, kind: str) -> np.ndarray | None:
@@ -55,13 +59,51 @@ def compute_button(config: embed.EmbedConfig, run: runs.Run | None) -> None:
         st.info(f"No map of {config.dataset} ({config.space}) is stored on this public site, and computing maps "
                 "is turned off here.")
         return
-    st.info(f"No map of {config.dataset} ({config.space}) is stored yet. Computing one takes about a minute; "
-            "it is then kept in the cache for every later visit (or run `python -m kmnist embed`).")
+    estimate, basis = embed.estimate_seconds(config)
+    st.info(f"No map of {config.dataset} ({config.space}) is stored yet. Computing one takes about "
+            f"{figures.format_seconds(estimate)} ({basis}); it is then kept in the cache for every later visit "
+            "(or run `python -m kmnist embed`).")
     if st.button("Compute this map", key=f"compute-{config.key()}", type="primary"):
-        bar = st.progress(0.0, text="starting")
-        embed.get(config, progress=lambda stage, done: bar.progress(done, text=stage),
-                  model=common.model(run) if run else None)
-        st.rerun()
+        emb = compute(config, run, estimate)
+        if emb is not None:
+            took, guess = figures.format_seconds(emb.seconds), figures.format_seconds(estimate)
+            st.session_state[DONE + config.key()] = f"Map computed in {took} (estimated {guess})."
+            st.rerun()
+
+
+def compute(config: embed.EmbedConfig, run: runs.Run | None, estimate: float) -> embed.Embedding | None:
+    """Compute and store the map apart from the page, which shows the stage, the time spent and the time left.
+
+    UMAP reports only its last stage, so between reports the bar follows the clock against the estimate.
+    """
+    bar = st.progress(0.0, text="starting")
+    model = common.model(run) if run else None  # before the worker starts: Streamlit's caches need this thread
+    state: dict = {"stage": "starting", "done": 0.0}
+    estimate = max(estimate, 1.0)
+
+    def work():
+        try:
+            state["emb"] = embed.get(config, progress=lambda stage, done: state.update(stage=stage, done=done),
+                                     model=model)
+        except Exception as e:  # handed to the page, which names it
+            state["error"] = e
+
+    worker = threading.Thread(target=work, daemon=True)
+    started = time.time()
+    worker.start()
+    while True:
+        elapsed = time.time() - started
+        bar.progress(min(max(state["done"], elapsed / estimate), 0.99),
+                     text=figures.progress_text(state["stage"], elapsed, estimate))
+        if not worker.is_alive():
+            break
+        worker.join(POLL_S)
+    if "error" in state:
+        if not isinstance(state["error"], KmnistError):
+            raise state["error"]
+        st.error(f"Computing the map stopped: {state['error']}")
+        return None
+    return state["emb"]
 
 
 def show_map(config: embed.EmbedConfig, run: runs.Run | None = None, place_drawing: bool = False) -> None:
@@ -69,6 +111,8 @@ def show_map(config: embed.EmbedConfig, run: runs.Run | None = None, place_drawi
     if emb is None:
         compute_button(config, run)
         return
+    if done := st.session_state.pop(DONE + config.key(), None):
+        st.success(done)
     labels, imgs = sample(emb, "labels"), sample(emb, "imgs")
     try:
         classes = datasets.load_classes(config.dataset)

@@ -11,7 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from kmnist import datasets, figures, jobs, runs
+from kmnist import datasets, drawings, figures, finetune, jobs, runs
 from kmnist.config import TrainConfig, preset
 from kmnist.models import ARCHITECTURES
 from pages import common
@@ -39,19 +39,10 @@ def describe(job: jobs.Job) -> str:
     if job.state == "running":
         eta = s.get("eta_s")
         return (f"epoch {s.get('epoch', 0)}/{s.get('epochs', '?')} · batch {s.get('batch', 0)}/{s.get('batches', '?')}"
-                + (f" · about {format_seconds(eta)} left" if eta is not None else ""))
+                + (f" · about {figures.format_seconds(eta)} left" if eta is not None else ""))
     if job.state == "starting":
         return "starting: loading TensorFlow and the data"
     return job.state
-
-
-def format_seconds(seconds: float) -> str:
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 def progress_fraction(job: jobs.Job) -> float:
@@ -108,6 +99,29 @@ def start_form(allowed: bool, busy: jobs.Job | None) -> None:
         st.rerun()
 
 
+def finetune_form(allowed: bool, busy: jobs.Job | None) -> None:
+    """Fine-tune the active model with the drawings saved from the Draw page (kmnist.finetune)."""
+    mine = drawings.drawings()
+    active = runs.active_run()
+    if not mine or active is None or not active.has_model:
+        return
+    st.subheader("Teach the active model your drawings")
+    st.caption(f"{len(mine)} drawing{'s' if len(mine) != 1 else ''} saved from the Draw page "
+               f"({drawings.NAME}). A fine-tune starts from {active.id}'s weights and trains a few epochs on its "
+               "own training data plus your drawings (repeated, so they count), as a new run; it reports the test "
+               "accuracy before and after, and the accuracy on the drawings held out (every fifth one).")
+    epochs = st.number_input("Fine-tune epochs", 1, 20, 3, key="finetune_epochs", disabled=not allowed)
+    why = "training is turned off here" if not allowed else f"run {busy.run_id} is still {busy.state}" if busy else ""
+    if st.button("Fine-tune the active model", disabled=bool(why), help=f"Disabled: {why}" if why else None):
+        try:
+            run_id = jobs.start_finetune(active.id, drawings.NAME, int(epochs))
+        except jobs.JobError as e:
+            st.error(str(e))
+            return
+        st.toast(f"Started run {run_id}")
+        st.rerun()
+
+
 def curves(job: jobs.Job) -> go.Figure | None:
     """Per-epoch loss and accuracy, plus where the running epoch stands."""
     history = job.status.get("history") or (job.run.history if job.run else {})
@@ -131,6 +145,9 @@ def finished(job: jobs.Job, allowed: bool) -> None:
     if run is None:
         return
     m = run.metrics
+    tuned = finetune.read_report(run)
+    if tuned is not None:
+        st.info(f"Fine-tuned from {tuned.base_run} with {tuned.train_drawings} of your drawings: {tuned.summary()}.")
     if "accuracy" in m:
         cols = st.columns(5)
         cols[0].metric("Test accuracy", f"{m['accuracy']:.2%}")
@@ -138,7 +155,7 @@ def finished(job: jobs.Job, allowed: bool) -> None:
         cols[1].metric("Validation accuracy", f"{val:.2%}" if isinstance(val, (int, float)) else "—")
         cols[2].metric("Macro F1", f"{m['macro_f1']:.3f}")
         cols[3].metric("Trained", common.progress(run) or "?")
-        cols[4].metric("Training time", format_seconds(m.get("train_seconds", 0)))
+        cols[4].metric("Training time", figures.format_seconds(m.get("train_seconds", 0)))
     common.activation(run, allowed, key="activate")
 
 
@@ -203,6 +220,7 @@ st.caption("A training runs as its own background process: you can leave this pa
 latest = jobs.latest()
 busy = latest if latest and latest.active else None
 start_form(allowed, busy)
+finetune_form(allowed, busy)
 if latest is not None:
     st.fragment(run_every=POLL_S if busy else None)(job_panel)(latest.run_id, busy is not None, allowed)
 runs_section(allowed)

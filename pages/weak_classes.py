@@ -35,7 +35,9 @@ st.caption(f"The {len(weak)} classes of {run.id} with the lowest F1 on the {run.
 if not weak:
     common.stop(f"No class of {run.id} has F1 under {threshold:.2f}. Raise the threshold to see the weakest.")
 
-st.dataframe(pd.DataFrame([asdict(c) for c in weak]).rename(columns={"index": "class"}), hide_index=True,
+kanji = {c.index: c.kanji for c in run.classes}
+st.dataframe(pd.DataFrame([asdict(c) | {"字母": kanji[c.index]} for c in weak]).rename(columns={"index": "class"}),
+             hide_index=True, column_order=["class", "char", "romaji", "字母", "precision", "recall", "f1", "support"],
              column_config={k: st.column_config.NumberColumn(format="%.3f") for k in ("precision", "recall", "f1")})
 
 st.subheader("Every run on these classes")
@@ -55,9 +57,9 @@ if train_images is None:
 if isinstance(test, str):
     st.info("Images of the mistakes need the test set. " + test)
 cm = rep.confusion_matrix
-label = {c.index: f"{c.char} {c.romaji}" for c in run.classes}
+label = {c.index: c.label() for c in run.classes}
 for c in weak[:MAX_DETAILED]:
-    st.markdown(f"#### {c.char} {c.romaji} · F1 {c.f1:.3f} (precision {c.precision:.3f}, recall {c.recall:.3f})")
+    st.markdown(f"#### {label[c.index]} · F1 {c.f1:.3f} (precision {c.precision:.3f}, recall {c.recall:.3f})")
     confusions = top_confusions(cm, true=c.index, k=3)
     # One row per weak class: its training images, then the images of its three commonest mistakes.
     cols = st.columns(4)

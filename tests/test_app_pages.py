@@ -93,7 +93,7 @@ def test_draw_predicts_an_injected_drawing(seed_run, no_data):
     assert metric(at, "Prediction").value in chars
     assert at.get("plotly_chart"), "the top-5 chart is missing"
     assert "What the model sees" in captions(at), "the 28x28 input is not shown"
-    assert "Training images are not here" in texts(at.info), "without data the examples should be explained"
+    assert "Nearest training images" in captions(at), "without data the shipped forms stand in for the examples"
     seen = at.session_state["last_drawing"]  # kept for the Embedding page
     assert seen.shape == (28, 28) and seen.dtype == np.uint8
 

@@ -7,8 +7,10 @@ Without Chromium or Playwright the tests skip, except under CI (env CI set), whe
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -395,3 +397,66 @@ def test_weak_classes_open_on_the_weakest(app_url, page):
     assert not page.get_by_text("No class of").count(), "Weak classes opened empty"
     page.set_viewport_size({"width": 1400, "height": 2600})
     page.screenshot(path=str(ARTIFACTS / "browser-weak-classes.png"))
+
+
+# Faults (issue 12)
+
+
+@pytest.fixture
+def broken_url(tmp_path, shared_data) -> Iterator[str]:
+    """A fresh server whose active model, chosen by writing the ACTIVE pointer directly, has a truncated model.keras.
+
+    It is a copy of the shipped seed run, not of the default, so its model.onnx differs from the default's.
+    """
+    from kmnist import runs
+    ARTIFACTS.mkdir(exist_ok=True)
+    root = tmp_path / "server-runs"  # not the test's own runs dir, where the shipped default stays active
+    broken = root / "broken-seed"
+    shutil.copytree(runs.SHIPPED / "kmnist6k-seed", broken)
+    model = broken / runs.MODEL_FILE
+    model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+    (root / "ACTIVE").write_text("broken-seed\n")
+    env = {"KMNIST_DATA_DIR": str(shared_data), "KMNIST_RUNS_DIR": str(root), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    with serve_app(env, ARTIFACTS / "streamlit-broken.log") as url:
+        yield url
+
+
+def test_draw_with_a_broken_active_model_warns_once_and_answers_with_the_default(broken_url, page, shared_data):
+    from kmnist import runs
+    default = runs.shipped_default()
+    want, plan = pick_drawable_test_image(shared_data)  # drawn and read by the shipped default
+    served = []
+    page.on("request", lambda r: served.append(r.url.rsplit("/", 1)[-1]) if r.url.endswith(".onnx") else None)
+    page.goto(broken_url)
+    canvas = page.locator("[data-testid=live-canvas]")
+    canvas.wait_for(state="visible")
+    page.wait_for_function("() => window.kmnistLive && window.kmnistLive.loads.length > 0", timeout=60_000)
+    wait_idle(page)
+    warnings = page.locator("[data-testid=stAlertContentWarning]")
+    assert warnings.count() == 1, f"one warning, not {warnings.all_inner_texts()}"
+    text = warnings.first.inner_text().strip()
+    assert "\n" not in text, f"one line: {text!r}"
+    assert "broken-seed" in text and "truncated" in text and f"shipped default {default.id}" in text, text
+    assert "Traceback" not in page.content() and str(broken_url) not in text
+
+    def content_name(run) -> str:  # kmnist_live publishes a model under its content hash
+        return hashlib.sha256((run.path / "model.onnx").read_bytes()).hexdigest()[:16] + ".onnx"
+
+    seed = content_name(runs.get_run("kmnist6k-seed"))
+    assert served == [content_name(default)], f"the browser must run the default's model, not {seed}: {served}"
+    assert page.get_by_text(f"Model {default.id} ready in your browser").count(), "the live canvas names the default"
+
+    box = canvas.bounding_box()
+    for (x0, y0), (x1, y1) in plan:
+        page.mouse.move(box["x"] + x0, box["y"] + y0)
+        page.mouse.down()
+        page.mouse.move(box["x"] + x1, box["y"] + y1, steps=4)
+        page.mouse.up()
+    page.wait_for_function(f"() => window.kmnistLive.penUp.length >= {len(plan)}")
+    top1 = page.locator("[data-testid=live-top1]")
+    assert top1.inner_text() == want, f"drew {want}, the live canvas says {top1.inner_text()!r}"
+    said = page.get_by_text("Read in your browser as")
+    said.wait_for()
+    wait_idle(page)
+    assert page.locator("[data-testid=stAlertContentWarning]").count() == 1, "still the one warning after drawing"
+    page.screenshot(path=str(ARTIFACTS / "browser-broken-model.png"))

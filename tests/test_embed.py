@@ -30,7 +30,13 @@ def fake_map(config: embed.EmbedConfig, sizes: tuple[int, ...], splits=("train",
 
 @UMAP
 def test_map_shapes_and_cache_hit(data_dir, cache_dir, monkeypatch):
-    emb = embed.get(TINY, data_dir)
+    reports = []
+    emb = embed.get(TINY, data_dir, progress=lambda stage, done: reports.append((stage, done)))
+    epochs = [(stage, done) for stage, done in reports if "layout epoch" in stage]
+    last = epochs[-1][0].rsplit(" ", 1)[-1] if epochs else ""
+    assert len(epochs) >= 2 and last.split("/")[0] == last.split("/")[1], f"UMAP's epochs are reported: {reports}"
+    shares = [done for _, done in reports]
+    assert shares == sorted(shares) and shares[-1] == 1.0, "progress only moves forward, to the end"
     assert emb.coords.shape == (200, 2) and np.isfinite(emb.coords).all()
     assert emb.splits == ("train",), "300 training images are enough for 200 points"
     assert len(np.unique(emb.indices)) == 200 and emb.indices.max() < 300
@@ -45,6 +51,30 @@ def test_map_shapes_and_cache_hit(data_dir, cache_dir, monkeypatch):
     assert np.allclose(again.coords, emb.coords, atol=0.02), "float16 storage keeps the layout"
     labels = embed.labels(again, data_dir)
     assert np.array_equal(labels, datasets.load_labels("tiny10", "train", data_dir)[emb.indices])
+
+
+def test_umap_epoch_bar_is_read_back_as_epochs():
+    seen = []
+    sink = embed.EpochSink(lambda n, total: seen.append((n, total)))
+    for text in ("\r0/200", "\r57/200", "", "\n"):  # what tqdm writes with bar_format "{n}/{total}"
+        sink.write(text)
+    assert seen == [(0, 200), (57, 200)]
+
+
+def test_estimate_uses_the_time_stored_maps_took_else_a_measured_rate(data_dir, cache_dir, monkeypatch):
+    monkeypatch.setattr(embed, "SHIPPED", data_dir / "no-shipped-maps")
+    seconds, basis = embed.estimate_seconds(TINY, data_dir)
+    assert seconds == pytest.approx(200 * embed.SECONDS_PER_POINT) and "rate measured" in basis
+    for taken, seed in ((2.0, 1), (4.0, 2), (30.0, 3)):  # 10, 20 and 150 ms per point
+        done = fake_map(embed.EmbedConfig(dataset="tiny10", sample=200, seed=seed), (300,))
+        done.seconds = taken
+        embed.save(done, cache_dir)
+    seconds, basis = embed.estimate_seconds(embed.EmbedConfig(dataset="tiny10", sample=100), data_dir)
+    assert seconds == pytest.approx(100 * 0.020), "the median rate of the stored maps, for the points asked"
+    assert "3 earlier pixels maps at 20.0 ms per point, for 100 points" in basis
+    other_space, _ = embed.estimate_seconds(embed.EmbedConfig(dataset="tiny10", space="features", run_id="r"),
+                                            data_dir)
+    assert other_space == pytest.approx(400 * embed.SECONDS_PER_POINT), "pixel maps say nothing of feature maps"
 
 
 @UMAP

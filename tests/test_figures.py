@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kmnist import figures
+from kmnist import embed, figures
 from kmnist.classes import k49_classes
 from kmnist.predict import Guess
 
@@ -22,6 +22,27 @@ def test_top_guesses_lists_best_first_with_romaji():
     bar = figures.top_guesses(guesses).data[0]
     assert list(bar.y) == ["う  u", "あ  a"] and list(bar.x) == [0.7, 0.2]
     assert list(bar.text) == ["70.0%", "20.0%"]
+
+
+def test_the_drawing_star_is_drawn_above_the_map_points_large_and_outlined():
+    config = embed.EmbedConfig(dataset="tiny10", sample=6)
+    emb = embed.Embedding(config, np.arange(12, dtype=np.float32).reshape(6, 2), np.arange(6), (6,), ("train",), 1.0)
+    fig = figures.map_figure(emb, np.array([0, 1, 2, 0, 1, 2]), CLASSES, {"your last drawing": np.array([1.0, 2.0])})
+    star = fig.data[-1]
+    assert star.name == "your last drawing" and (star.x, star.y) == ((1.0,), (2.0,)), "the mark comes last"
+    # Plotly draws WebGL traces above SVG ones whatever their order: an SVG star would hide under the points.
+    assert {t.type for t in fig.data} == {"scattergl"}, "the star is WebGL like the points, so it is drawn on top"
+    points = fig.data[0].marker.size
+    assert star.marker.symbol == "star" and star.marker.size >= 8 * points, "many times a map point"
+    assert star.marker.line.width >= 2 and star.marker.line.color != star.marker.color, "outlined in a contrast colour"
+
+
+def test_durations_and_progress_read_as_people_say_them():
+    assert [figures.format_seconds(s) for s in (4.4, 65, 7380)] == ["4 s", "1 min 05 s", "2 h 03 min"]
+    assert figures.progress_text("UMAP: neighbour graph", 20, 62) == \
+        "UMAP: neighbour graph · 20 s elapsed · about 42 s left"
+    assert figures.progress_text("UMAP: layout epoch 3/200", 70, 62) == \
+        "UMAP: layout epoch 3/200 · 1 min 10 s elapsed · longer than the estimated 1 min 02 s"
 
 
 def test_confusion_is_a_clickable_scatter_with_one_square_per_cell():
