@@ -189,5 +189,8 @@ def test_training_start_follow_and_activate(data_dir, monkeypatch, runs_dir):
     assert f"Run {job.run_id}: completed" in texts(at.subheader), jobs.read_log(jobs.get(job.run_id))
     assert "Test accuracy" in [m.label for m in at.metric]
     at.button(key="activate").click().run()
+    assert runs.active_run_id() != job.run_id and "anyway?" in texts(at.warning), \
+        "a tiny run scores below the shipped default: the page asks first"
+    at.button(key="activate-yes").click().run()
     assert runs.active_run_id() == job.run_id
     assert "is the active model" in texts(at.success)
