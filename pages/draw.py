@@ -142,7 +142,7 @@ def current(run, drawn: tutor.Drawn | None, upload, live: bool) -> tutor.Drawn |
     return drawn
 
 
-def board(run, background: bytes | None, target: int | None, live: bool, explain: bool) -> None:
+def board(run, background: bytes | None, target: int | None, live: bool) -> None:
     """The canvas, the upload and everything that depends on the drawing: reruns alone after every stroke."""
     if live:
         drawn_now = live_canvas(run, background)
@@ -152,6 +152,14 @@ def board(run, background: bytes | None, target: int | None, live: bool, explain
         with left:
             drawn_now = server_canvas(run, background or tutor.trace_background(None, CANVAS_PX))
         answer_box = right.container()
+    # Explaining runs the Keras model on the server for every drawing (saliency, feature-space search). Live mode
+    # keeps it off until asked, so a stroke costs the server no model work (and Keras, which Streamlit resets after
+    # every run, stays unloaded); Server mode runs a model per stroke anyway, so it explains by default. The switch
+    # heads the answer rather than the page, so that on a phone the canvas and its answer fit the first screen.
+    explain = answer_box.toggle("Explain each answer", value=not live, key=f"draw_explain_{'live' if live else 'server'}",
+                                help="Show where the model looked, and the nearest training images")
+    if explain:
+        explainer(run)  # traced now, before the first drawing
     upload = st.file_uploader("…or upload a picture of one character (PNG or JPEG)", type=["png", "jpg", "jpeg"],
                               max_upload_size=MAX_UPLOAD_BYTES // (1024 * 1024), on_change=use, args=("upload",),
                               key=upload_key())
@@ -260,9 +268,10 @@ def resembles(run, drawn: tutor.Drawn) -> None:
 
 st.title("Draw a character")
 run = common.active_run_or_stop()
-st.caption("Draw one hiragana in Kuzushiji (cursive) style; the model reads it whenever you lift the pen. "
-           f"The active model knows {len(run.classes)} characters: "
-           + " ".join(f"{c.char}({c.kanji})" if c.kanji else c.char for c in run.classes) + ". " + HENTAIGANA_NOTE)
+# Short, so that on a phone the canvas and its answer fit the first screen; the note waits behind the ?.
+st.caption(f"Draw one of the {len(run.classes)} characters the active model knows, in Kuzushiji (cursive) style: "
+           + " ".join(f"{c.char}({c.kanji})" if c.kanji else c.char for c in run.classes),
+           help="The model reads the drawing whenever you lift the pen. " + HENTAIGANA_NOTE)
 found = forms(run)
 live_ok = kmnist_live.available(run)
 mode_col, where_col = st.columns([3, 2])
@@ -278,13 +287,6 @@ with where_col:
                      "reads the drawing each time the pen lifts (any model).")
 # A test's injected drawing stands for the server canvas's output, so it is read there.
 live = where == LIVE and live_ok and st.session_state.get(INJECTED) is None
-# Explaining runs the Keras model on the server for every drawing (saliency, feature-space search). Live mode
-# keeps it off until asked, so a stroke costs the server no model work (and Keras, which Streamlit resets after
-# every run, stays unloaded); Server mode runs a model per stroke anyway, so it explains by default.
-explain = st.toggle("Explain each answer: where the model looked, and the nearest training images", value=not live,
-                    key=f"draw_explain_{'live' if live else 'server'}")
-if explain:
-    explainer(run)  # traced now, with the page, rather than on the first drawing
 background = None  # plain paper
 target = None
 # One container above the canvas whatever the mode, so the canvas keeps its place (and its drawing) across modes.
@@ -319,7 +321,7 @@ with header:
             common.show_strip(found.of(target)[:SHOWN_FORMS], f"How {want.char} is written: typical training forms",
                               factor=2)
 
-st.fragment(board)(run, background, target, live, explain)
+st.fragment(board)(run, background, target, live)
 
 if found is not None:
     with st.expander("How each character is written: the most typical training images of each class"):

@@ -166,6 +166,16 @@ def prediction_value(page):
         "[data-testid=stMetricValue]")
 
 
+def draw(page, canvas, plan) -> None:
+    """Draw the strokes of a sketch plan on a canvas with the mouse, one drag per stroke."""
+    box = canvas.bounding_box()
+    for (x0, y0), (x1, y1) in plan:
+        page.mouse.move(box["x"] + x0, box["y"] + y0)
+        page.mouse.down()
+        page.mouse.move(box["x"] + x1, box["y"] + y1, steps=4)
+        page.mouse.up()
+
+
 def pick_drawable_test_image(data_root: Path):
     """A real KMNIST test image whose drawn strokes the active model reads right, with margin.
 
@@ -206,11 +216,7 @@ def test_drawing_a_real_character_predicts_it_and_clear_resets(app_url, page, sh
     wait_idle(page)
     box = canvas.bounding_box()
     assert box and round(box["width"]) == CANVAS_PX, f"canvas box {box}, expected {CANVAS_PX} px wide"
-    for (x0, y0), (x1, y1) in plan:
-        page.mouse.move(box["x"] + x0, box["y"] + y0)
-        page.mouse.down()
-        page.mouse.move(box["x"] + x1, box["y"] + y1, steps=4)
-        page.mouse.up()
+    draw(page, canvas, plan)
     value = prediction_value(page)
     # Every stroke end reruns the page; the last rerun must show the character drawn.
     deadline = time.monotonic() + 60
@@ -447,12 +453,7 @@ def test_draw_with_a_broken_active_model_warns_once_and_answers_with_the_default
     assert served == [content_name(default)], f"the browser must run the default's model, not {seed}: {served}"
     assert page.get_by_text(f"Model {default.id} ready in your browser").count(), "the live canvas names the default"
 
-    box = canvas.bounding_box()
-    for (x0, y0), (x1, y1) in plan:
-        page.mouse.move(box["x"] + x0, box["y"] + y0)
-        page.mouse.down()
-        page.mouse.move(box["x"] + x1, box["y"] + y1, steps=4)
-        page.mouse.up()
+    draw(page, canvas, plan)
     page.wait_for_function(f"() => window.kmnistLive.penUp.length >= {len(plan)}")
     top1 = page.locator("[data-testid=live-top1]")
     assert top1.inner_text() == want, f"drew {want}, the live canvas says {top1.inner_text()!r}"
@@ -461,3 +462,98 @@ def test_draw_with_a_broken_active_model_warns_once_and_answers_with_the_default
     wait_idle(page)
     assert page.locator("[data-testid=stAlertContentWarning]").count() == 1, "still the one warning after drawing"
     page.screenshot(path=str(ARTIFACTS / "browser-broken-model.png"))
+
+
+# Draw on a phone, and drawing after an upload (issue 10 §3)
+
+PHONE = {"width": 390, "height": 844}  # a phone's viewport in CSS pixels
+
+
+def test_cold_phone_draw_page_shows_the_answer_in_the_first_screen(browser, shared_data, tmp_path):
+    """The first request after the server starts, on a 390x844 touch phone: one character drawn, and its
+    answer lies within the first screen, without scrolling."""
+    want, plan = pick_drawable_test_image(shared_data)
+    ARTIFACTS.mkdir(exist_ok=True)
+    env = {"KMNIST_DATA_DIR": str(shared_data), "KMNIST_RUNS_DIR": str(tmp_path / "runs"), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    with serve_app(env, ARTIFACTS / "streamlit-phone.log") as url:
+        phone = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
+        page = phone.new_page()
+        page.set_default_timeout(90_000)
+        try:
+            page.goto(url)
+            canvas = page.locator("[data-testid=live-canvas]")
+            canvas.wait_for(state="visible")
+            page.wait_for_function("() => window.kmnistLive && window.kmnistLive.loads.length > 0", timeout=90_000)
+            wait_idle(page)
+            page.screenshot(path=str(ARTIFACTS / "browser-phone-cold.png"))
+            box = canvas.bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], f"the canvas overflows: {box}"
+            assert box["y"] + box["height"] <= PHONE["height"], f"the canvas is below the fold: {box}"
+            draw(page, canvas, plan)
+            page.wait_for_function(f"() => window.kmnistLive.penUp.length >= {len(plan)}")
+            top1 = page.locator("[data-testid=live-top1]")
+            assert top1.inner_text() == want, f"drew {want}, the live canvas says {top1.inner_text()!r}"
+            page.get_by_text("Read in your browser as").wait_for()
+            wait_idle(page)
+            page.screenshot(path=str(ARTIFACTS / "browser-phone-draw.png"))
+            # Scrolling stays put, so the bounding box is where the answer sits on the first screen.
+            scrolled = page.evaluate("() => Array.from(document.querySelectorAll('*')).some(e => e.scrollTop > 0)"
+                                     " || window.scrollY > 0")
+            assert not scrolled, "the page scrolled while drawing"
+            answer = top1.bounding_box()
+            assert answer and answer["y"] >= 0 and answer["y"] + answer["height"] <= PHONE["height"], (
+                f"on a {PHONE['width']}x{PHONE['height']} phone the answer is at {answer}: below the first screen")
+        finally:
+            phone.close()
+
+
+def png_of(image: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_drawing_after_an_upload_reads_the_drawing(app_url, page, shared_data, tmp_path):
+    """Upload one character and see it read; then draw another: the answer follows the drawing and the note
+    says the upload is set aside."""
+    from kmnist import datasets, runs
+    from kmnist.predict import predict_proba
+    want, plan = pick_drawable_test_image(shared_data)
+    run = runs.active_run()
+    known = [c.char for c in run.classes]
+    images = datasets.load_images("kmnist6k", "test", shared_data)[:200]
+    read = predict_proba(run.load_model(), images).argmax(axis=1)
+    first = next(i for i in range(len(images)) if known[read[i]] != want)  # the model reads another character
+    uploaded = known[read[first]]
+    picture = tmp_path / "one-character.png"
+    picture.write_bytes(png_of(images[first]))
+
+    page.goto(app_url)
+    canvas = page.locator("[data-testid=live-canvas]")
+    canvas.wait_for(state="visible")
+    page.wait_for_function("() => window.kmnistLive && window.kmnistLive.loads.length > 0", timeout=60_000)
+    wait_idle(page)
+    page.locator("[data-testid=stFileUploader] input[type=file]").set_input_files(str(picture))
+    page.get_by_text(f"Reading the uploaded file {picture.name}").wait_for()
+    wait_idle(page)
+    value = prediction_value(page)
+    assert value.first.inner_text().strip() == uploaded, f"uploaded {uploaded}, the app says {value.first.inner_text()!r}"
+
+    draw(page, canvas, plan)
+    page.wait_for_function(f"() => window.kmnistLive.penUp.length >= {len(plan)}")
+    note = page.get_by_text(f"Reading your drawing; the uploaded file {picture.name} is set aside.")
+    note.wait_for()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # the rerun of an earlier pen-up can land first
+        wait_idle(page)
+        if value.count() and value.first.inner_text().strip() == want:
+            break
+        time.sleep(0.3)
+    page.screenshot(path=str(ARTIFACTS / "browser-draw-after-upload.png"), full_page=True)
+    assert value.first.inner_text().strip() == want, f"drew {want} after uploading {uploaded}, the app says " \
+        f"{value.first.inner_text()!r}"
+    assert page.locator("[data-testid=live-top1]").inner_text() == want, "the live canvas reads another character"
+    assert note.count() == 1 and not page.get_by_text("Reading the uploaded file").count(), "the note still says upload"

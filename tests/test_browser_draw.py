@@ -47,6 +47,7 @@ def test_trace_draw_correct_save_and_find_it_on_the_dataset_page(page, shared_da
         trace = page.locator("[data-testid=live-trace]")
         trace.wait_for(state="visible")  # the form lies under the live canvas
         assert trace.get_attribute("src").startswith("data:image/png"), "no form to trace"
+        page.get_by_text("Explain each answer").click()  # off by default in Live mode
         wait_idle(page)
         page.wait_for_function("() => Array.from(document.images).every(i => i.complete)")  # no layout shift left
         for (x0, y0), (x1, y1) in CROSS:
@@ -69,7 +70,7 @@ def test_trace_draw_correct_save_and_find_it_on_the_dataset_page(page, shared_da
             time.sleep(0.3)
         assert value.count() and value.first.inner_text().strip() == top1, "the page shows another answer"
         page.get_by_text("from the kanji").first.wait_for()
-        page.get_by_text("Where the model looked").first.wait_for()
+        page.get_by_text("pixels that sway").first.wait_for()  # the saliency caption, not the switch's help
         page.screenshot(path=str(ARTIFACTS / "browser-draw-live-tutor.png"))
         other = next(c for c in classes if c.char != top1)
         page.get_by_role("combobox", name="Right? This drawing shows").click()
