@@ -320,7 +320,7 @@ def test_training_page_trains_in_the_background_and_activates(page, tmp_path):
         sidebar = page.locator("[data-testid=stSidebar]")
         sidebar.get_by_text(run_id).wait_for()
         assert sidebar.get_by_text("trained on tiny10").count(), "the sidebar names the new active model"
-        page.get_by_text("is the active model").wait_for()
+        page.get_by_test_id("stAlertContentSuccess").get_by_text("is the active model").wait_for()
         wait_idle(page)
         page.screenshot(path=str(ARTIFACTS / "browser-training-activated.png"), full_page=True)
 
