@@ -91,6 +91,7 @@ def test_bad_input_is_refused(tmp_path):
 TOLERANCE = 0.05  # base test accuracy may drop at most this much after a fine-tune
 
 
+@pytest.mark.slow  # trains a model (in a separate process for the kill): seconds, not the fast loop
 def test_finetune_learns_the_drawings_and_keeps_the_base_accuracy(data_dir, runs_dir):
     from kmnist.finetune import finetune, read_report
     from kmnist.runs import get_run

@@ -139,6 +139,7 @@ def test_a_bug_keeps_its_traceback(monkeypatch):
 
 # --- a dead training is seen as dead -------------------------------------------------------------
 
+@pytest.mark.slow  # trains a model (in a separate process for the kill): seconds, not the fast loop
 def test_a_sigkilled_trainer_reads_interrupted_within_10_s(data_dir, runs_dir, capsys):
     env = os.environ | {"KMNIST_RUNS_DIR": str(runs_dir), "TF_CPP_MIN_LOG_LEVEL": "2"}
     proc = subprocess.Popen([sys.executable, "-m", "kmnist", "train", "--dataset", "tiny10", "--epochs", "500",
