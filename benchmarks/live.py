@@ -29,7 +29,7 @@ from kmnist.export import onnx_path  # noqa: E402
 from kmnist.predict import OnnxPredictor  # noqa: E402
 from kmnist.preprocess import prepare  # noqa: E402
 from tests.sketch import strokes  # noqa: E402
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, serve_app  # noqa: E402
+from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, draw, serve_app  # noqa: E402
 
 LOADED = "() => window.kmnistLive && window.kmnistLive.loads.length > 0"
 
@@ -92,14 +92,9 @@ def main() -> int:
         for want, plan in plans:
             page.locator(".live .clear").click()
             page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')")
-            box = canvas.bounding_box()
             pen_ups = page.evaluate("window.kmnistLive.penUp.length")
             started = time.perf_counter()
-            for (x0, y0), (x1, y1) in plan:
-                page.mouse.move(box["x"] + x0, box["y"] + y0)
-                page.mouse.down()
-                page.mouse.move(box["x"] + x1, box["y"] + y1, steps=4)
-                page.mouse.up()
+            draw(page, canvas, plan)
             page.wait_for_function(f"() => window.kmnistLive.penUp.length >= {pen_ups + len(plan)}")
             draw_seconds += time.perf_counter() - started
             js = top1.inner_text()

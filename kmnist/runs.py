@@ -171,21 +171,20 @@ class Run:
 
     @cached_property
     def config(self) -> TrainConfig:
-        data = _strict_json(self.path / CONFIG_FILE, CONFIG_FILE, self.id)
-        try:
-            return TrainConfig.from_json(data)
-        except (TypeError, ValueError, AttributeError) as e:
-            raise RunError(f"the {CONFIG_FILE} of run {self.id!r} is not a training config "
-                           f"({self.path / CONFIG_FILE}: {e})") from None
+        return self._parsed(CONFIG_FILE, TrainConfig.from_json, "a training config")
 
     @cached_property
     def classes(self) -> list[cls.ClassInfo]:
-        data = _strict_json(self.path / CLASSES_FILE, CLASSES_FILE, self.id)
+        return self._parsed(CLASSES_FILE, cls.from_json, "a class table")
+
+    def _parsed(self, name: str, parse, what: str):
+        """A run file that must be there, be valid JSON and parse; otherwise a RunError naming it."""
+        path = self.path / name
+        data = _strict_json(path, name, self.id)
         try:
-            return cls.from_json(data)
-        except (TypeError, ValueError, KeyError) as e:
-            raise RunError(f"the {CLASSES_FILE} of run {self.id!r} is not a class table "
-                           f"({self.path / CLASSES_FILE}: {e})") from None
+            return parse(data)
+        except (TypeError, ValueError, KeyError, AttributeError) as e:
+            raise RunError(f"the {name} of run {self.id!r} is not {what} ({path}: {e})") from None
 
     @property
     def framing(self) -> Framing:

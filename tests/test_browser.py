@@ -166,6 +166,19 @@ def prediction_value(page):
         "[data-testid=stMetricValue]")
 
 
+def wait_for_prediction(page, want: str, timeout: float = 60, pause: float = 0.3):
+    """The Prediction metric, once it reads `want` or the timeout passes: each stroke end reruns the page, and
+    the rerun of an earlier stroke can land first."""
+    value = prediction_value(page)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        wait_idle(page)
+        if value.count() and value.first.inner_text().strip() == want:
+            break
+        time.sleep(pause)
+    return value
+
+
 def draw(page, canvas, plan) -> None:
     """Draw the strokes of a sketch plan on a canvas with the mouse, one drag per stroke."""
     box = canvas.bounding_box()
@@ -217,14 +230,7 @@ def test_drawing_a_real_character_predicts_it_and_clear_resets(app_url, page, sh
     box = canvas.bounding_box()
     assert box and round(box["width"]) == CANVAS_PX, f"canvas box {box}, expected {CANVAS_PX} px wide"
     draw(page, canvas, plan)
-    value = prediction_value(page)
-    # Every stroke end reruns the page; the last rerun must show the character drawn.
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        wait_idle(page)
-        if value.count() and value.first.inner_text().strip() == want:
-            break
-        time.sleep(0.5)
+    value = wait_for_prediction(page, want)  # the last stroke's rerun must show the character drawn
     page.locator("[data-testid=stPlotlyChart] .main-svg").first.wait_for()  # the top-5 chart, for the screenshot
     page.screenshot(path=str(ARTIFACTS / "browser-draw.png"))
     assert value.count(), "no Prediction metric after drawing"
@@ -546,12 +552,7 @@ def test_drawing_after_an_upload_reads_the_drawing(app_url, page, shared_data, t
     page.wait_for_function(f"() => window.kmnistLive.penUp.length >= {len(plan)}")
     note = page.get_by_text(f"Reading your drawing; the uploaded file {picture.name} is set aside.")
     note.wait_for()
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # the rerun of an earlier pen-up can land first
-        wait_idle(page)
-        if value.count() and value.first.inner_text().strip() == want:
-            break
-        time.sleep(0.3)
+    value = wait_for_prediction(page, want)
     page.screenshot(path=str(ARTIFACTS / "browser-draw-after-upload.png"), full_page=True)
     assert value.first.inner_text().strip() == want, f"drew {want} after uploading {uploaded}, the app says " \
         f"{value.first.inner_text()!r}"

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from tests.test_browser import (ARTIFACTS, browser, open_page, page, prediction_value,  # noqa: F401
-                                serve_app, wait_idle)
+                                serve_app, wait_for_prediction, wait_idle)
 from tests.test_live import open_live
 
 pytestmark = pytest.mark.browser
@@ -61,13 +61,7 @@ def test_trace_draw_correct_save_and_find_it_on_the_dataset_page(page, shared_da
         top1 = page.locator("[data-testid=live-top1]").inner_text()
         assert top1, "the live canvas shows no answer"
         # Python got the drawing: the tutor's answer shows the browser's reading, with its 字母.
-        value = prediction_value(page)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            wait_idle(page)
-            if value.count() and value.first.inner_text().strip() == top1:
-                break
-            time.sleep(0.3)
+        value = wait_for_prediction(page, top1)
         assert value.count() and value.first.inner_text().strip() == top1, "the page shows another answer"
         page.get_by_text("from the kanji").first.wait_for()
         page.get_by_text("pixels that sway").first.wait_for()  # the saliency caption, not the switch's help
