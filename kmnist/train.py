@@ -89,10 +89,6 @@ def make_pipeline(images, labels, num_classes, config: TrainConfig, training: bo
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-class Cancelled(Exception):
-    pass
-
-
 def _make_callbacks(run_dir: Path, config: TrainConfig, steps: int, started: float, stop: threading.Event):
     import keras
 
