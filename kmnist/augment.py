@@ -83,3 +83,34 @@ def augmenter(strength: float, elastic: float = 0.0):
         return _bilinear(tf.cast(images, tf.float32), src_y, src_x)
 
     return warp
+
+
+def cutmixer(share: float):
+    """A function `mix(images, onehots, seed)` pasting, into a `share` of a batch's images, a random box cut
+    from the next image in the batch (CutMix, Yun et al. 2019); each label becomes the two one-hots
+    weighted by the area each image keeps.
+
+    The box's area is uniform in (0, 1) (CutMix's Beta(1, 1)); it is clipped at the frame, and the label
+    weights follow the clipped area. Stateless like `augmenter`: `seed` alone fixes the boxes. The batch
+    is already shuffled, so its neighbour is a random partner.
+    """
+    import tensorflow as tf
+    rows = tf.range(SIZE, dtype=tf.float32)[None, :, None]
+    cols = tf.range(SIZE, dtype=tf.float32)[None, None, :]
+
+    def mix(images, onehots, seed):
+        n = tf.shape(images)[0]
+        seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 4)
+        draw = [tf.random.stateless_uniform([n, 1, 1], seeds[i]) for i in range(4)]
+        side = SIZE * tf.sqrt(draw[0])  # a square box of area share draw[0] before clipping
+        cy, cx = draw[1] * SIZE, draw[2] * SIZE
+        inside = ((tf.abs(rows + 0.5 - cy) < side / 2) & (tf.abs(cols + 0.5 - cx) < side / 2)
+                  & (draw[3] < share))
+        inside = tf.cast(inside, tf.float32)
+        partner = tf.roll(images, 1, axis=0)
+        mixed = images * (1.0 - inside[..., None]) + partner * inside[..., None]
+        taken = tf.reduce_mean(inside, axis=[1, 2])[:, None]  # area share from the partner, 0 when not mixed
+        labels = onehots * (1.0 - taken) + tf.roll(onehots, 1, axis=0) * taken
+        return mixed, labels
+
+    return mix

@@ -41,6 +41,7 @@ class TrainConfig:
     label_smoothing: float = 0.0  # cross-entropy label smoothing
     augment: float = 0.0  # strength of random affine augmentation, 0 = off, 1 = default ranges
     elastic: float = 0.0  # strength of random elastic distortion during training, 0 = off
+    cutmix: float = 0.0  # share of training images given a CutMix box from another image (labels mixed by area)
     class_weighting: str = "none"  # "none" or "balanced" (inverse-frequency loss weights)
     ema: float = 0.0  # weight averaging decay, 0 = off
     tta: bool = False  # average predictions over small shifts at evaluation
@@ -72,6 +73,7 @@ class TrainConfig:
                  ("label_smoothing", 0 <= self.label_smoothing < 1, "in [0, 1)"),
                  ("augment", self.augment >= 0, "at least 0"),
                  ("elastic", self.elastic >= 0, "at least 0"),
+                 ("cutmix", 0 <= self.cutmix <= 1, "in [0, 1]"),
                  ("ema", 0 <= self.ema < 1, "in [0, 1)"))
         for name, ok, rule in rules:  # comparisons with NaN are false, so NaN is refused too
             if not ok:

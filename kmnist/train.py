@@ -69,7 +69,7 @@ def make_pipeline(images, labels, num_classes, config: TrainConfig, training: bo
     arrays by position, so the shuffle buffer holds integers, not images.
     """
     import tensorflow as tf
-    from kmnist.augment import augmenter
+    from kmnist.augment import augmenter, cutmixer
     x = tf.constant(to_input(images))
     parts = [tf.constant(np.eye(num_classes, dtype=np.float32)[labels])]
     if weights is not None:
@@ -78,12 +78,20 @@ def make_pipeline(images, labels, num_classes, config: TrainConfig, training: bo
     if training:
         ds = ds.shuffle(len(images), seed=config.seed, reshuffle_each_iteration=True)
     ds = ds.batch(config.batch_size)
-    if training and config.augment > 0:
-        warp = augmenter(config.augment, config.elastic)
+    if training and (config.augment > 0 or config.cutmix > 0):
+        warp = augmenter(config.augment, config.elastic) if config.augment > 0 else None
+        mix = cutmixer(config.cutmix) if config.cutmix > 0 else None
+
+        def augment(at, seed):
+            images, onehots = tf.gather(x, at), tf.gather(parts[0], at)
+            if warp is not None:
+                images = warp(images, seed)
+            if mix is not None:  # its own stream: the warp's draws stay what they were without CutMix
+                images, onehots = mix(images, onehots, tf.random.experimental.stateless_fold_in(seed, 1))
+            return (images, onehots, *(tf.gather(p, at) for p in parts[1:]))
+
         seeds = tf.data.Dataset.random(seed=config.seed, rerandomize_each_iteration=True).batch(2)
-        ds = tf.data.Dataset.zip(ds, seeds).map(
-            lambda at, seed: (warp(tf.gather(x, at), seed), *(tf.gather(p, at) for p in parts)),
-            num_parallel_calls=tf.data.AUTOTUNE)
+        ds = tf.data.Dataset.zip(ds, seeds).map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     else:
         ds = ds.map(lambda at: (tf.gather(x, at), *(tf.gather(p, at) for p in parts)))
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -14,7 +14,7 @@ from kmnist.preprocess import DEFAULT_FRAMING
 SEED_RECIPE = {
     "arch": "seed", "dataset": "kmnist6k", "epochs": 12, "batch_size": 128, "seed": 0, "val_fraction": 0.1,
     "optimizer": "adadelta", "learning_rate": 1.0, "rho": 0.95, "weight_decay": 0.0, "schedule": "constant",
-    "warmup_epochs": 0.0, "label_smoothing": 0.0, "augment": 0.0, "elastic": 0.0, "class_weighting": "none",
+    "warmup_epochs": 0.0, "label_smoothing": 0.0, "augment": 0.0, "elastic": 0.0, "cutmix": 0.0, "class_weighting": "none",
     "ema": 0.0, "tta": False, "strategy": "default", "fused_bn": True, "precision": "float32", "limit": 0}
 # The flagship recipe chosen on the validation split (BENCHMARKS.md); the shipped default was trained with it.
 FLAGSHIP_RECIPE = SEED_RECIPE | {
@@ -42,7 +42,8 @@ def test_configs_are_frozen_and_replace_makes_checked_copies():
 
 
 @pytest.mark.parametrize("changes, message", [
-    (dict(arch="vgg"), "unknown architecture 'vgg'; choose one of seed, resnet-bn"),
+    (dict(arch="vgg"), "unknown architecture 'vgg'; choose one of seed, resnet-bn, resnet-bn-wide"),
+    (dict(cutmix=1.5), r"cutmix must be in \[0, 1\]"),
     (dict(optimizer="sgd"), "unknown optimizer 'sgd'"),
     (dict(precision="float16"), "unknown precision 'float16'; choose one of float32, mixed_bfloat16"),
     (dict(schedule="step"), "unknown schedule"),
@@ -99,5 +100,5 @@ def test_shipped_runs_load_with_their_config_and_framing():
         stored = json.loads((run.path / runs.CONFIG_FILE).read_text())
         assert run.config.to_json() == {k: v for k, v in stored.items() if k != "framing"} | {
             "elastic": stored.get("elastic", 0.0), "precision": stored.get("precision", "float32"),
-            "fused_bn": stored.get("fused_bn", True)}, run.id  # fused or not: the same maths, only speed
+            "fused_bn": stored.get("fused_bn", True), "cutmix": stored.get("cutmix", 0.0)}, run.id  # fused or not: the same maths, only speed
         assert dataclasses.asdict(run.framing) == stored["framing"], f"{run.id} keeps the framing it trained with"

@@ -27,6 +27,29 @@ def test_warp_is_fixed_by_its_seed_alone():
     assert not np.allclose(a[0], a[1]), "each image of a batch gets its own warp"
 
 
+def test_cutmix_is_seeded_and_labels_follow_the_pasted_area():
+    from kmnist.augment import cutmixer
+    rng = np.random.default_rng(2)
+    x = rng.uniform(1, 255, (64, 28, 28, 1)).astype(np.float32)  # no zero pixels: every pasted one shows
+    onehots = np.eye(10, dtype=np.float32)[np.arange(64) % 10]
+    mix = cutmixer(0.5)
+    mixed, labels = (np.asarray(t) for t in mix(x, onehots, (1, 2)))
+    again, _ = mix(x, onehots, (1, 2))
+    assert np.array_equal(mixed, np.asarray(again)), "the same seed must paste the same boxes"
+    assert not np.array_equal(mixed, np.asarray(mix(x, onehots, (1, 3))[0])), "another seed, other boxes"
+    pasted = (mixed != x)[..., 0].mean(axis=(1, 2))  # share of each image taken from its neighbour
+    partner = np.roll(np.arange(64), 1)
+    assert 10 < (pasted > 0).sum() < 54, f"about half the images get a box, not {(pasted > 0).sum()} of 64"
+    np.testing.assert_allclose(labels.sum(1), 1.0, atol=1e-6, err_msg="mixed labels stay distributions")
+    np.testing.assert_allclose(labels[np.arange(64), partner % 10], pasted, atol=1e-6,
+                               err_msg="the partner's label weight is the area pasted from it")
+    np.testing.assert_allclose(labels[np.arange(64), np.arange(64) % 10], 1 - pasted, atol=1e-6)
+    untouched = pasted == 0
+    assert np.array_equal(mixed[untouched], x[untouched]) and np.array_equal(labels[untouched], onehots[untouched])
+    none, _ = cutmixer(0.0)(x, onehots, (1, 2))
+    assert np.array_equal(np.asarray(none), x), "share 0 pastes nothing"
+
+
 def _epochs(config: TrainConfig, epochs: int = 2) -> list[list[np.ndarray]]:
     rng = np.random.default_rng(0)
     images, labels = rng.integers(0, 256, (50, 28, 28), dtype=np.uint8), rng.integers(0, 10, 50)
@@ -42,6 +65,9 @@ def test_pipeline_repeats_every_epoch_for_a_seed_and_varies_between_epochs():
     assert not np.allclose(first[0][0], first[1][0]), "epoch 2 must see another order and other warps than epoch 1"
     other = _epochs(config.replace(seed=5), epochs=1)
     assert not np.allclose(first[0][0], other[0][0]), "another seed gives other batches"
+    mixed, mixed_again = _epochs(config.replace(cutmix=1.0), epochs=1), _epochs(config.replace(cutmix=1.0), epochs=1)
+    assert all(np.array_equal(x, y) for x, y in zip(mixed[0], mixed_again[0])), "CutMix repeats for a seed too"
+    assert not all(np.array_equal(x, y) for x, y in zip(mixed[0], first[0])), "CutMix changes the batches"
 
 
 def test_validation_pipeline_keeps_order_and_pixels():
