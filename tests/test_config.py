@@ -18,7 +18,7 @@ SEED_RECIPE = {
     "ema": 0.0, "tta": False, "strategy": "default", "fused_bn": True, "precision": "float32", "limit": 0}
 # The flagship recipe chosen on the validation split (BENCHMARKS.md); the shipped default was trained with it.
 FLAGSHIP_RECIPE = SEED_RECIPE | {
-    "arch": "resnet-bn", "epochs": 100, "optimizer": "adamw", "learning_rate": 3e-3, "weight_decay": 5e-4,
+    "arch": "resnet-bn-wide", "epochs": 90, "optimizer": "adamw", "learning_rate": 3e-3, "weight_decay": 5e-4,
     "schedule": "onecycle", "warmup_epochs": 2, "label_smoothing": 0.1, "augment": 1.0, "elastic": 0.5,
     "precision": "mixed_bfloat16"}  # bfloat16 compute since issue 9 (BENCHMARKS.md, "Training faster")
 K49_RECIPE = FLAGSHIP_RECIPE | {"dataset": "k49", "epochs": 12, "batch_size": 256, "learning_rate": 4e-3,
