@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from kmnist import datasets, files
-from kmnist.config import TrainConfig, preset
+from kmnist.config import TrainConfig, preset, recipe
 
 K49_TRAIN_IMAGES = 232_365  # size of the official K49 training set
 QUICK_LIMIT = 300  # training images per run in --quick mode
@@ -41,7 +41,7 @@ OLD_FLAGSHIP = {"arch": "resnet-bn", "epochs": 100} | OLD_PATH
 @dataclass
 class BenchOptions:
     dataset: str = "kmnist6k"  # dataset every architecture trains and is tested on
-    archs: tuple[str, ...] = ("seed", "resnet-bn")  # architectures, each trained with its own preset
+    archs: tuple[str, ...] = ("seed", "resnet-bn-wide")  # architectures, each trained with its recipe (config.recipe)
     old_path: bool = True  # also train the last architecture on OLD_PATH, and time old and new interleaved
     speed_rounds: int = 5  # interleaved one-epoch fits per path in the speed-up study
     epochs: int = 0  # train every architecture this many epochs (0 = each preset's own), to bound wall time
@@ -241,7 +241,7 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = print) -> dict:
     isolate = not opts.quick
 
     def cfg(name: str, **changes) -> TrainConfig:
-        config = preset(name).replace(**{"dataset": dataset.name, "seed": opts.seed, "epochs": opts.epochs or None}
+        config = recipe(name).replace(**{"dataset": dataset.name, "seed": opts.seed, "epochs": opts.epochs or None}
                                       | changes)
         return config.replace(epochs=1, limit=QUICK_LIMIT) if opts.quick else config
 

@@ -68,7 +68,7 @@ def cmd_download(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from kmnist.config import TrainConfig, preset
+    from kmnist.config import TrainConfig, preset, recipe
     from kmnist.files import read_json
     from kmnist.train import train
     try:
@@ -78,7 +78,7 @@ def cmd_train(args) -> int:
                 raise UsageError(f"{args.config} is missing or not a training config (a JSON object of TrainConfig fields)")
             base = TrainConfig.from_json(data)
         else:
-            base = preset(args.preset or args.arch or "seed")
+            base = preset(args.preset) if args.preset else recipe(args.arch or "seed")
         config = base.replace(
             arch=args.arch, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
             limit=args.limit, strategy=args.strategy, class_weighting=args.class_weighting)
@@ -325,10 +325,11 @@ def parser() -> argparse.ArgumentParser:
     data_dir(s)
     s = add("train", cmd_train, "train a model and write a run directory")
     s.add_argument("--arch", choices=list(ARCHITECTURES), help="architecture (default: the preset's, else seed)")
-    s.add_argument("--preset", choices=list(PRESETS), help="recipe to start from (default: the --arch name)")
+    s.add_argument("--preset", choices=list(PRESETS), help="recipe to start from (default: the recipe for --arch: the seed study's for "
+                   "seed, the flagship's for the ResNets)")
     s.add_argument("--config", help="a TrainConfig JSON to start from instead of a preset, e.g. a run's "
                    "config.json; the options below override it")
-    s.add_argument("--dataset", help="dataset name (default: the preset's, kmnist6k for seed and resnet-bn)")
+    s.add_argument("--dataset", help="dataset name (default: the preset's, kmnist6k but for k49)")
     s.add_argument("--epochs", type=int)
     s.add_argument("--batch-size", type=int)
     s.add_argument("--seed", type=int)

@@ -113,6 +113,12 @@ K49 = RESNET_BN.replace(dataset="k49", epochs=12, batch_size=256, learning_rate=
 PRESETS: dict[str, TrainConfig] = {"seed": SEED, "resnet-bn": RESNET_BN, "k49": K49}
 
 
+def recipe(arch: str) -> TrainConfig:
+    """How to train architecture `arch` when no preset is named: the seed study's recipe for its network,
+    the flagship's for every other (the ResNets)."""
+    return SEED if arch == SEED.arch else RESNET_BN.replace(arch=arch)
+
+
 def preset(name: str) -> TrainConfig:
     """A named recipe (configs are frozen, so the preset itself is handed out)."""
     if name not in PRESETS:

@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from kmnist import datasets, drawings, figures, finetune, jobs, runs
-from kmnist.config import TrainConfig, preset
+from kmnist.config import TrainConfig, recipe
 from kmnist.models import ARCHITECTURES
 from pages import common
 
@@ -90,7 +90,7 @@ def start_form(allowed: bool, busy: jobs.Job | None) -> None:
                                              help=f"Disabled: {why}" if why else "Runs in the background")
     if submitted:
         try:
-            run_id = jobs.start(preset(arch).replace(dataset=dataset, epochs=int(epochs), batch_size=int(batch),
+            run_id = jobs.start(recipe(arch).replace(dataset=dataset, epochs=int(epochs), batch_size=int(batch),
                                                      seed=int(seed)))
         except jobs.JobError as e:
             st.error(str(e))

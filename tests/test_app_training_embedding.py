@@ -11,7 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from kmnist import embed, files, jobs, runs
-from kmnist.config import TrainConfig
+from kmnist.config import TrainConfig, recipe
 from kmnist.train import train
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
@@ -169,6 +169,21 @@ def test_training_shows_a_running_job_live(runs_dir):
                  if t.get("name") == "this epoch so far")
     assert trace["x"] == [1.5] and trace["y"] == [0.5], "the running epoch's loss, halfway through epoch 2"
     assert next(b for b in at.button if b.label == "Start training").disabled, "one training at a time"
+
+
+@pytest.mark.parametrize("arch", ["seed", "resnet-bn", "resnet-bn-wide"])
+def test_each_architecture_starts_with_its_recipe(data_dir, monkeypatch, arch):
+    monkeypatch.setenv("KMNIST_DATA_DIR", str(data_dir))
+    asked = []
+    monkeypatch.setattr(jobs, "start", lambda config: asked.append(config) or "asked-run")
+    at = open_page("training")
+    at.selectbox[0].set_value("tiny10")
+    at.selectbox[1].set_value(arch)
+    at.number_input[0].set_value(2)
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    assert asked == [recipe(arch).replace(dataset="tiny10", epochs=2)], "the form's choices over the arch's recipe"
+    assert asked[0].arch == arch and (asked[0].optimizer == "adadelta") == (arch == "seed")
 
 
 @pytest.mark.slow

@@ -190,4 +190,4 @@ def test_a_preset_brings_its_architecture_and_settings(data_dir, monkeypatch):
     with pytest.raises(Started):
         main(["train", "--preset", "k49", "--dataset", "tiny49", "--epochs", "1", "--data-dir", str(data_dir)])
     assert seen["config"] == preset("k49").replace(dataset="tiny49", epochs=1)
-    assert (seen["config"].arch, seen["config"].class_weighting) == ("resnet-bn", "balanced")
+    assert (seen["config"].arch, seen["config"].class_weighting) == ("resnet-bn-wide", "balanced")

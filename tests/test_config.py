@@ -7,7 +7,7 @@ import json
 import pytest
 
 from kmnist import files, runs
-from kmnist.config import PRESETS, TrainConfig, preset
+from kmnist.config import PRESETS, TrainConfig, preset, recipe
 from kmnist.preprocess import DEFAULT_FRAMING
 
 # The seed study's recipe (Keras mnist_cnn: Adadelta 1.0, rho 0.95, batch 128, 12 epochs, no augmentation).
@@ -29,6 +29,11 @@ K49_RECIPE = FLAGSHIP_RECIPE | {"dataset": "k49", "epochs": 12, "batch_size": 25
                                           ("k49", K49_RECIPE)])
 def test_presets_are_locked_field_by_field(name, recipe):
     assert preset(name).to_json() == recipe, f"the {name} recipe changed: make that a deliberate edit here too"
+
+
+def test_each_architecture_has_a_recipe():
+    assert recipe("seed") == preset("seed") and recipe("resnet-bn-wide") == preset("resnet-bn")
+    assert recipe("resnet-bn") == preset("resnet-bn").replace(arch="resnet-bn"), "the flagship's recipe, narrower"
 
 
 def test_configs_are_frozen_and_replace_makes_checked_copies():
