@@ -43,7 +43,7 @@ def test_quick_bench_measures_both_models_and_the_studies(data_dir, tmp_path, ca
     assert code == 0
     results = json.loads(out.read_text())
     assert [(m["arch"], m["path"]) for m in results["models"]] == [
-        ("seed", "preset"), ("resnet-bn", "old"), ("resnet-bn", "preset")], "the flagship also on its old path"
+        ("seed", "preset"), ("resnet-bn", "old"), ("resnet-bn-wide", "preset")], "the flagship also as it was before"
     assert results["models"][1]["config"]["fused_bn"] is False and results["models"][2]["config"]["fused_bn"]
     assert results["models"][1]["config"]["precision"] == "float32", "the old row is the flagship before issue 9"
     speed = results["speed"]
@@ -58,5 +58,5 @@ def test_quick_bench_measures_both_models_and_the_studies(data_dir, tmp_path, ca
     text = md.read_text()
     assert "`resnet-bn`" in text and "Imbalance study" in text and "K49 cost estimate" in text
     assert "Speed-up, interleaved" in text and "| `resnet-bn` | old |" in text
-    assert "They differ in `fused_bn` False → True, `precision` float32 → mixed_bfloat16" in text
+    assert "They differ in `arch` resnet-bn → resnet-bn-wide, `fused_bn` False → True, `precision` float32 → mixed_bfloat16" in text
     assert "| `seed` |" in capsys.readouterr().out
