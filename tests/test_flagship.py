@@ -65,4 +65,6 @@ def test_shipped_flagship_scores_what_its_metrics_say(shared_data):
                                data.train.labels[val], run.config.label_smoothing)
     for key in VALIDATION_KEYS:
         assert scores[key] == pytest.approx(run.metrics[key], abs=0.002), f"{key} of the validation split"
-    assert run.metrics["val_loss"] == pytest.approx(run.history["val_loss"][-1], rel=1e-4), "Keras's own last one"
+    # Keras' own last val_loss came from the training copy: in bfloat16 compute it differs in the 4th digit.
+    close = 1e-4 if run.config.precision == "float32" else 2e-3
+    assert run.metrics["val_loss"] == pytest.approx(run.history["val_loss"][-1], rel=close), "Keras's own last one"
