@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from kmnist import datasets, files
-from kmnist.config import TrainConfig, preset, recipe
+from kmnist.config import PRESETS, TrainConfig, preset, recipe
 
 K49_TRAIN_IMAGES = 232_365  # size of the official K49 training set
 QUICK_LIMIT = 300  # training images per run in --quick mode
@@ -41,8 +41,8 @@ OLD_FLAGSHIP = {"arch": "resnet-bn", "epochs": 100} | OLD_PATH
 @dataclass
 class BenchOptions:
     dataset: str = "kmnist6k"  # dataset every architecture trains and is tested on
-    archs: tuple[str, ...] = ("seed", "resnet-bn-wide")  # architectures, each trained with its recipe (config.recipe)
-    old_path: bool = True  # also train the last architecture on OLD_PATH, and time old and new interleaved
+    archs: tuple[str, ...] = ("seed", PRESETS["resnet-bn"].arch)  # seed and flagship network, each with config.recipe
+    old_path: bool = True  # also train OLD_FLAGSHIP, and time the last architecture on old and new path interleaved
     speed_rounds: int = 5  # interleaved one-epoch fits per path in the speed-up study
     epochs: int = 0  # train every architecture this many epochs (0 = each preset's own), to bound wall time
     data_root: Path | None = None  # data dir (default: kmnist.datasets.data_dir())
@@ -256,8 +256,8 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = print) -> dict:
                      "models": []}
     calls = 30 if opts.quick else opts.latency_calls
     flagship = opts.archs[-1]
+    old = OLD_FLAGSHIP | {"epochs": opts.epochs or OLD_FLAGSHIP["epochs"]}
     for arch in opts.archs:
-        old = OLD_FLAGSHIP | {"epochs": opts.epochs or OLD_FLAGSHIP["epochs"]}
         paths = {"old": cfg(arch, **old)} if opts.old_path and arch == flagship else {}
         for path, config in (paths | {"preset": cfg(arch)}).items():
             log(f"bench: training and measuring {arch} ({path} path) on {dataset.name}")
