@@ -10,19 +10,19 @@ from __future__ import annotations
 import gc
 import json
 import os
-import shutil
 import subprocess
 import sys
 import weakref
 
-import numpy as np
 import pytest
 import streamlit as st
 
-from kmnist import export, runs
+from kmnist import runs
 from pages import common
 from tests.test_app_pages import (APP, SEED_RUN, TIMEOUT, metric, no_data, open_page,  # noqa: F401 - fixtures
                                   seed_run)
+from tests.test_live import run_without_export
+from tests.test_app_draw import cross
 
 # Runs the Draw page once in a fresh interpreter (this one may have imported Keras already) with a
 # drawing injected as the canvas would send it, explanations off (Live mode's default), and says what the
@@ -43,13 +43,6 @@ print(json.dumps({{"prediction": [m.value for m in at.metric if m.label == "Pred
 """
 
 
-def a_drawing() -> np.ndarray:
-    drawing = np.full((200, 200, 4), 255, np.uint8)  # white, opaque, like the canvas
-    drawing[40:160, 95:110, :3] = 0
-    drawing[60:75, 50:150, :3] = 0
-    return drawing
-
-
 def draw_in_fresh_process(runs_dir) -> dict:
     env = {**os.environ, "KMNIST_RUNS_DIR": str(runs_dir), "TF_CPP_MIN_LOG_LEVEL": "2"}
     done = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=600, check=False)
@@ -62,10 +55,7 @@ def test_the_draw_page_imports_keras_only_for_a_run_without_export(runs_dir, no_
     if exported:
         runs.set_active(SEED_RUN)
     else:  # the control: the same probe does see Keras when the page has to use it
-        source = runs.get_run(SEED_RUN).path
-        shutil.copytree(source, runs_dir / "no-onnx",
-                        ignore=shutil.ignore_patterns(export.ONNX_FILE, export.EXPORT_FILE))
-        runs.set_active("no-onnx")
+        run_without_export(runs_dir)
     seen = draw_in_fresh_process(runs_dir)
     assert seen["prediction"], "the Draw page showed no prediction for the injected drawing"
     assert seen["keras"] is (not exported), (
@@ -93,7 +83,7 @@ def test_a_loaded_model_is_frozen_out_of_collections_after_one_collection(seed_r
     gone = weakref.ref(junk)
     del junk
     assert gc.get_freeze_count() == 0
-    at = open_page(draw_injected_image=a_drawing())
+    at = open_page(draw_injected_image=cross())
     assert metric(at, "Prediction").value in [c.char for c in seed_run.classes]
     assert gone() is None, "the cyclic garbage alive before loading was frozen instead of collected"
     assert gc.get_freeze_count() > 0, "nothing was frozen after the model loaded"
