@@ -12,7 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from kmnist import datasets, drawings, files, runs
+from kmnist import KmnistError, datasets, drawings, files, runs
+
+
+class FinetuneError(KmnistError, ValueError):
+    """A fine-tune that cannot start: no model to start from, no drawings, or another class table."""
+
 
 FINETUNE_FILE = "finetune.json"
 SHARE = 0.2  # oversample the drawings to about this share of the training images
@@ -81,16 +86,16 @@ def finetune(base_id: str, drawings_name: str = drawings.NAME, epochs: int = 3, 
     from kmnist.train import train
     base = runs.get_run(base_id)
     if not base.has_model:
-        raise ValueError(f"run {base_id!r} has no model to fine-tune ({base.state})")
+        raise FinetuneError(f"run {base_id!r} has no model to fine-tune ({base.state})")
     mine = drawings.for_classes(base.classes, drawings_name, data_root)
     held = mine.split == "test"
     if not (~held).any():
-        raise ValueError(f"no drawings to learn from in {drawings.folder(drawings_name, data_root)}"
+        raise FinetuneError(f"no drawings to learn from in {drawings.folder(drawings_name, data_root)}"
                          + (f" ({mine.skipped} show characters run {base.id} does not know)" if mine.skipped else "")
                          + ": confirm or correct drawings on the Draw page first")
     dataset = datasets.load(base.config.dataset, data_root)
     if [c.char for c in dataset.classes] != [c.char for c in base.classes]:
-        raise ValueError(f"dataset {dataset.name} here has other classes than run {base.id} was trained on")
+        raise FinetuneError(f"dataset {dataset.name} here has other classes than run {base.id} was trained on")
     model = base.load_model()
     tta = base.config.tta
     stored = base.test_predictions()

@@ -186,7 +186,7 @@ class Run:
         except (TypeError, ValueError, KeyError, AttributeError) as e:
             raise RunError(f"the {name} of run {self.id!r} is not {what} ({path}: {e})") from None
 
-    @property
+    @cached_property
     def framing(self) -> Framing:
         """How its training images were framed; runs made before framing.json kept it in config.json."""
         framing = read_json(self.path / FRAMING_FILE) or read_json(self.path / CONFIG_FILE, {}).get("framing")

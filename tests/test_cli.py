@@ -191,3 +191,9 @@ def test_a_preset_brings_its_architecture_and_settings(data_dir, monkeypatch):
         main(["train", "--preset", "k49", "--dataset", "tiny49", "--epochs", "1", "--data-dir", str(data_dir)])
     assert seen["config"] == preset("k49").replace(dataset="tiny49", epochs=1)
     assert (seen["config"].arch, seen["config"].class_weighting) == ("resnet-bn-wide", "balanced")
+
+
+def test_finetune_without_drawings_is_one_line_not_a_traceback(data_dir, capsys):
+    code = main(["finetune", "--run", "kmnist6k-seed", "--with", "my-drawings", "--data-dir", str(data_dir)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: no drawings to learn from") and "Traceback" not in err, err
