@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -215,6 +216,12 @@ def trace_background(form: np.ndarray | None, size: int, strength: float = 0.25)
     buf = io.BytesIO()
     Image.fromarray(grey).convert("RGB").save(buf, format="PNG")
     return buf.getvalue()
+
+
+@cache
+def paper(size: int) -> bytes:
+    """`trace_background` with no form (plain white paper), built once per size: the canvas shows it every stroke."""
+    return trace_background(None, size)
 
 
 # Practice: the page names a class, the person draws it, the page scores it.

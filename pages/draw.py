@@ -150,7 +150,7 @@ def board(run, background: bytes | None, target: int | None, live: bool) -> None
     else:
         left, right = st.columns([5, 7], gap="large")
         with left:
-            drawn_now = server_canvas(run, background or tutor.trace_background(None, CANVAS_PX))
+            drawn_now = server_canvas(run, background or tutor.paper(CANVAS_PX))
         answer_box = right.container()
     # Explaining runs the Keras model on the server for every drawing (saliency, feature-space search). Live mode
     # keeps it off until asked, so a stroke costs the server no model work (and Keras, which Streamlit resets after

@@ -28,7 +28,7 @@ k = k_col.number_input("Weakest classes shown", 1, max(len(scored), 1), min(SHOW
 threshold = f1_col.number_input("Only those with F1 under", 0.0, 1.0, 1.0, 0.05, key="weak_threshold",
                                 format="%.2f", help=f"1.00 shows the weakest whatever their F1; the seed study "
                                 f"called classes under {WEAK_F1:.2f} weak")
-weak = [c for c in scored if c.f1 < threshold][:int(k)]
+weak = weak_classes(rep, threshold)[:int(k)]
 st.caption(f"The {len(weak)} classes of {run.id} with the lowest F1 on the {run.config.dataset} test set"
            + (f", among those under {threshold:.2f}" if threshold < 1 else "") + ", weakest first. (The seed "
            "study of K49 found な ま る ゐ ゝ under 0.8.)")
