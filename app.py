@@ -16,6 +16,8 @@ from pages import common  # noqa: E402
 
 ICON = files.ROOT / "assets" / "icon.png"  # the tab icon, served by the app itself (works offline)
 
+FRAMED = "framed_by_app"  # session key main() sets right before it runs a page
+
 STATE_ICON = {"complete": ":material/check_circle:", "partial": ":material/incomplete_circle:",
               "absent": ":material/radio_button_unchecked:"}
 
@@ -61,9 +63,23 @@ def main() -> None:
     """The page the URL asks for, in the frame."""
     page = frame()
     common.warm()  # the model loads with the first page, not with the first stroke
-    st.session_state[common.FRAMED] = True
+    st.session_state[FRAMED] = True
     page.run()
 
 
-if __name__ == "__main__":  # run by Streamlit, for every URL; a page run without it calls main() itself
+def enter() -> None:
+    """A page's first line: make sure the frame (page config, menu, sidebar) is around it.
+
+    A folder named pages/ beside the entry script is Streamlit's legacy multipage layout, which Streamlit
+    follows until st.navigation is first called in the server process (under AppTest: in each run). So a
+    deep link that is the first request after a start (say /evaluation) runs its page alone, without app.py.
+    Then the page runs main() (whose st.navigation call ends the legacy layout), which runs the page framed,
+    and this bare run stops there.
+    """
+    if not st.session_state.pop(FRAMED, False):
+        main()
+        st.stop()
+
+
+if __name__ == "__main__":  # run by Streamlit, for every URL; a page run without it calls main() through enter()
     main()

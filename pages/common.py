@@ -19,24 +19,6 @@ from kmnist.export import onnx_path
 from kmnist.predict import OnnxPredictor, Predictor
 
 
-FRAMED = "framed_by_app"  # session key app.py sets right before it runs a page
-
-
-def enter() -> None:
-    """A page's first line: make sure app.py's frame (page config, menu, sidebar) is around it.
-
-    A folder named pages/ beside the entry script is Streamlit's legacy multipage layout, which Streamlit
-    follows until st.navigation is first called in the server process (under AppTest: in each run). So a
-    deep link that is the first request after a start (say /evaluation) runs its page alone, without app.py.
-    Then the page runs app.py (whose st.navigation call ends the legacy layout), which runs the page framed,
-    and this bare run stops there.
-    """
-    if not st.session_state.pop(FRAMED, False):
-        from app import main
-        main()
-        st.stop()
-
-
 def stop(message: str) -> None:
     """Say what is missing and how to get it, then end the page here."""
     st.info(message)

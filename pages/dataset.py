@@ -3,11 +3,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+import app
 from kmnist import datasets, drawings, figures, jobs
 from kmnist.classes import HENTAIGANA_NOTE
 from pages import common
 
-common.enter()  # inside app.py's frame, even on a first deep link
+app.enter()  # inside app.py's frame, even on a first deep link
 
 SAMPLES = 8  # example images per class
 

@@ -14,6 +14,7 @@ import numpy as np
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
+import app
 import kmnist_live
 from kmnist import drawings, figures, jobs, tutor
 from kmnist.classes import HENTAIGANA_NOTE
@@ -21,7 +22,7 @@ from kmnist.predict import top_k
 from kmnist.preprocess import MAX_UPLOAD_BYTES, BadImageError, EmptyImageError, prepare
 from pages import common
 
-common.enter()  # inside app.py's frame, even on a first deep link
+app.enter()  # inside app.py's frame, even on a first deep link
 
 CANVAS_PX = 300
 INJECTED = "draw_injected_image"  # tests put an RGBA/gray array here, as the server canvas would send

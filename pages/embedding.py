@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+import app
 from kmnist import KmnistError, datasets, embed, figures, jobs, runs
 from pages import common
 
-common.enter()  # inside app.py's frame, even on a first deep link
+app.enter()  # inside app.py's frame, even on a first deep link
 
 SHOWN = 120  # selected images shown at most
 POLL_S = 0.5  # seconds between progress updates while a map is computed

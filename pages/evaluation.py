@@ -5,11 +5,12 @@ from dataclasses import asdict
 import pandas as pd
 import streamlit as st
 
+import app
 from kmnist import figures, jobs, models
 from kmnist.evaluate import cell_indices, top_confusions
 from pages import common
 
-common.enter()  # inside app.py's frame, even on a first deep link
+app.enter()  # inside app.py's frame, even on a first deep link
 
 SHOWN = 40  # images shown for one confusion-matrix cell
 

@@ -11,12 +11,13 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+import app
 from kmnist import datasets, drawings, figures, finetune, jobs, runs
 from kmnist.config import TrainConfig, recipe
 from kmnist.models import ARCHITECTURES
 from pages import common
 
-common.enter()  # inside app.py's frame, even on a first deep link
+app.enter()  # inside app.py's frame, even on a first deep link
 
 POLL_S = 1.0  # seconds between status reads while a job runs
 BATCH_SIZES = [32, 64, 128, 256, 512]

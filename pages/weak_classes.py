@@ -5,11 +5,12 @@ from dataclasses import asdict
 import pandas as pd
 import streamlit as st
 
+import app
 from kmnist import evaluate, figures, runs
 from kmnist.evaluate import WEAK_F1, misclassified, top_confusions, weak_classes
 from pages import common
 
-common.enter()  # inside app.py's frame, even on a first deep link
+app.enter()  # inside app.py's frame, even on a first deep link
 
 EXAMPLES = 8  # images per weak class and per confusion
 MAX_DETAILED = 12  # weak classes shown in detail; the table lists them all
