@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import asdict, dataclass
 
+ARCHS = ("seed", "resnet-bn", "resnet-bn-wide")  # the networks kmnist.models.ARCHITECTURES builds
 OPTIMIZERS = ("adadelta", "adamw")
 SCHEDULES = ("constant", "onecycle")
 CLASS_WEIGHTINGS = ("none", "balanced")
@@ -26,7 +27,7 @@ def _check_type(name: str, value, kind: str) -> None:
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything a training run needs besides the data, checked when made: a bad value is a ValueError."""
-    arch: str = "seed"  # architecture name in kmnist.models.ARCHITECTURES
+    arch: str = "seed"  # architecture name, one of ARCHS
     dataset: str = "kmnist6k"  # dataset name (official or a dataset folder)
     epochs: int = 12  # passes over the training split
     batch_size: int = 128  # images per gradient step
@@ -51,10 +52,9 @@ class TrainConfig:
     limit: int = 0  # use only the first N training images, 0 = all (for smoke tests)
 
     def __post_init__(self):
-        from kmnist.models import ARCHITECTURES  # deferred: models imports this module
         for f in dataclasses.fields(self):
             _check_type(f.name, getattr(self, f.name), f.type)
-        for name, allowed in (("arch", tuple(ARCHITECTURES)), ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
+        for name, allowed in (("arch", ARCHS), ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
                               ("class_weighting", CLASS_WEIGHTINGS), ("strategy", STRATEGIES),
                               ("precision", PRECISIONS)):
             if getattr(self, name) not in allowed:

@@ -3,10 +3,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cache
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # config imports this module to check architecture names
-    from kmnist.config import TrainConfig
+from kmnist.config import TrainConfig
 
 # Factories import Keras themselves, so listing architectures (CLI --help) stays instant.
 
