@@ -8,9 +8,9 @@ import os
 import sys
 from pathlib import Path
 
-from kmnist import KmnistError, datasets, runs
+from kmnist import KmnistError, chatter, datasets, runs
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off the terminal
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's info and warnings off the terminal; errors stay
 
 
 def _print_json(data) -> None:
@@ -400,9 +400,16 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _uses_tensorflow(args) -> bool:
+    """Whether the command loads a Keras model (embed only to map a run's features)."""
+    return args.command not in ("datasets", "download", "runs", "embed") or args.space == "features"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        if _uses_tensorflow(args):
+            chatter.load_tensorflow()  # its GPU probing would otherwise start every command's output
         return args.func(args)
     except KmnistError as e:  # only the package's own errors are one line: a bug keeps its traceback
         print(f"error: {e}", file=sys.stderr)

@@ -5,14 +5,12 @@ run's status.json, so a reload or an app restart finds the job again.
 """
 from __future__ import annotations
 
-import re
-
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
 import app
-from kmnist import datasets, drawings, figures, finetune, jobs, runs
+from kmnist import chatter, datasets, drawings, figures, finetune, jobs, runs
 from kmnist.config import TrainConfig, recipe
 from kmnist.models import ARCHITECTURES
 from pages import common
@@ -22,16 +20,6 @@ app.enter()  # inside app.py's frame, even on a first deep link
 POLL_S = 1.0  # seconds between status reads while a job runs
 BATCH_SIZES = [32, 64, 128, 256, 512]
 FINISHED_WITH_MODEL = ("completed", "cancelled")
-# What TensorFlow prints while it looks for a GPU on a machine without one: noise, not errors. (An empty
-# CUDA_VISIBLE_DEVICES does not stop it: TensorFlow 2.21 calls cuInit regardless.)
-GPU_PROBING = re.compile(r"cudart_stub\.cc|cuda_platform\.cc.*cuInit|cuda_(dnn|fft|blas)\.cc.*Unable to register|"
-                         r"All log messages before absl::InitializeLog|port\.cc.*oneDNN custom operations|"
-                         r"computation_placer\.cc.*already registered")
-
-
-def quiet_log(text: str) -> str:
-    """A training log without TensorFlow's GPU probing lines; everything else, errors included, stays."""
-    return "\n".join(line for line in text.splitlines() if not GPU_PROBING.search(line))
 
 
 def describe(job: jobs.Job) -> str:
@@ -208,7 +196,7 @@ def job_panel(run_id: str, was_active: bool, allowed: bool) -> None:
         finished(job, allowed)
     if job.log:
         with st.expander("Log"):
-            st.code(quiet_log(jobs.read_log(job)) or "(empty)", language=None)
+            st.code(chatter.quiet_log(jobs.read_log(job)) or "(empty)", language=None)
 
 
 st.title("Training")

@@ -4,15 +4,18 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import shutil
 import socket
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from kmnist import classes as cls
-from kmnist import datasets, runs
+from kmnist import chatter, datasets, files, runs
 from kmnist.cli import main
 from kmnist.config import preset
 from kmnist.evaluate import VALIDATION_KEYS
@@ -197,3 +200,26 @@ def test_finetune_without_drawings_is_one_line_not_a_traceback(data_dir, capsys)
     code = main(["finetune", "--run", "kmnist6k-seed", "--with", "my-drawings", "--data-dir", str(data_dir)])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: no drawings to learn from") and "Traceback" not in err, err
+
+
+PROBING = """WARNING: All log messages before absl::InitializeLog() is called are written to STDERR
+I0000 00:00:1796649373.697844    8502 cudart_stub.cc:31] Could not find cuda drivers on your machine, GPU will not be used.
+E0000 00:00:1796649381.252407    8502 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)"""
+
+
+def test_quiet_log_drops_the_gpu_probing_and_keeps_real_errors():
+    log = f"{PROBING}\nepoch 1/2\nE0000 00:00:1.0 1 op_kernel.cc:1] OOM when allocating tensor\nTraceback (most recent call last):"
+    assert chatter.quiet_log(log).splitlines() == [
+        "epoch 1/2", "E0000 00:00:1.0 1 op_kernel.cc:1] OOM when allocating tensor", "Traceback (most recent call last):"]
+
+
+@pytest.mark.slow  # a fresh process imports TensorFlow (seconds)
+def test_a_command_that_loads_tensorflow_prints_no_start_up_chatter(tmp_path):
+    image = tmp_path / "drawing.png"
+    Image.fromarray(glyphs(np.array([3]), 10)[0]).save(image)
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # the CLI's own default
+    done = subprocess.run([sys.executable, "-m", "kmnist", "predict", "--run", "kmnist6k-seed", str(image)],
+                          cwd=files.ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"{image}: "), done.stdout
+    assert done.stderr == "", f"TensorFlow's start-up lines reached the terminal:\n{done.stderr}"
