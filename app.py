@@ -11,7 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import streamlit as st  # noqa: E402 - after the environment TensorFlow reads at import
 
-from kmnist import datasets, files, jobs, runs  # noqa: E402
+from kmnist import datasets, files, runs, settings  # noqa: E402
 from pages import common  # noqa: E402
 
 ICON = files.ROOT / "assets" / "icon.png"  # the tab icon, served by the app itself (works offline)
@@ -44,7 +44,7 @@ def sidebar() -> None:
 
 def frame():
     """Page config, menu and sidebar around every page; returns the page the URL asks for."""
-    if jobs.public_mode():  # no exception detail (paths, code) reaches a visitor's browser; the server log has it
+    if settings.public_mode():  # no exception detail (paths, code) reaches a visitor's browser; the server log has it
         st.set_option("client.showErrorDetails", "none")
     st.set_page_config(page_title="Kuzushiji lab", page_icon=str(ICON), layout="wide")
     page = st.navigation([

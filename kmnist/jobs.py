@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kmnist import KmnistError, datasets, files, runs
+from kmnist import KmnistError, datasets, files, runs, settings
 from kmnist.config import TrainConfig
 
 ACTIVE_STATES = runs.ACTIVE_STATES
@@ -48,26 +48,6 @@ class Job:
             return runs.get_run(self.run_id)
         except runs.RunNotFoundError:
             return None  # the process has not written its config yet
-
-
-def _flag(name: str, default: bool) -> bool:
-    """An on/off environment variable: 0, false, no and off are off; unset or empty is `default`."""
-    value = os.environ.get(name, "").strip().lower()
-    return default if not value else value not in ("0", "false", "no", "off")
-
-
-def public_mode() -> bool:
-    """Whether the app is served to anyone (KMNIST_PUBLIC=1): then nothing a visitor does writes on the server.
-
-    Training, activation, dataset downloads, map computing and deletions are off, and the app shows no
-    exception details.
-    """
-    return _flag("KMNIST_PUBLIC", False)
-
-
-def training_allowed() -> bool:
-    """Whether this app may start trainings and activate models: not with KMNIST_ALLOW_TRAINING=0 nor in public mode."""
-    return not public_mode() and _flag("KMNIST_ALLOW_TRAINING", True)
 
 
 def jobs_dir() -> Path:
@@ -191,7 +171,7 @@ def _kmnist(args: list[str], run_id: str, data_root: Path | None) -> list[str]:
 
 
 def _refuse_when_read_only() -> None:
-    if not training_allowed():
+    if not settings.training_allowed():
         raise JobError("Training is turned off here (KMNIST_ALLOW_TRAINING=0 or KMNIST_PUBLIC=1): this app is read-only.")
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from kmnist import datasets, figures, jobs, runs
+from kmnist import datasets, figures, runs, settings
 from kmnist.classes import ClassInfo
 from kmnist.export import onnx_path
 from kmnist.predict import OnnxPredictor, Predictor
@@ -240,7 +240,7 @@ def missing_note(name: str, split: str, kind: str = "imgs") -> str:
     status = datasets.status(name)
     f = datasets.spec(name).file(f"{split}-{kind}")
     what = f.name if f else f"the {split} {kind}"
-    if jobs.public_mode():
+    if settings.public_mode():
         return f"{name} has no {what} on this server."
     how = ("download it on the **Dataset** page" if status.official
            else f"copy the {name}/ dataset folder into the data dir")

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 import app
-from kmnist import datasets, drawings, figures, jobs
+from kmnist import datasets, drawings, figures, settings
 from kmnist.classes import HENTAIGANA_NOTE
 from pages import common
 
@@ -13,7 +13,7 @@ app.enter()  # inside app.py's frame, even on a first deep link
 SAMPLES = 8  # example images per class
 
 st.title("Datasets")
-public = jobs.public_mode()
+public = settings.public_mode()
 root = datasets.data_dir()
 st.caption(f"Data dir: `{root}` (set `KMNIST_DATA_DIR` to use another). K49 has 49 hiragana classes, "
            "Kuzushiji-MNIST 10 of them; dataset folders in the official layout (such as kmnist6k) count too.")

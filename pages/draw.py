@@ -16,7 +16,7 @@ from streamlit_drawable_canvas import st_canvas
 
 import app
 import kmnist_live
-from kmnist import drawings, figures, jobs, tutor
+from kmnist import drawings, figures, settings, tutor
 from kmnist.classes import HENTAIGANA_NOTE
 from kmnist.predict import top_k
 from kmnist.preprocess import MAX_UPLOAD_BYTES, BadImageError, EmptyImageError, prepare
@@ -232,7 +232,7 @@ def practice_score(run, drawn: tutor.Drawn, probs: np.ndarray, target: int) -> N
 
 def right_or_not(run, drawn: tutor.Drawn, best) -> None:
     """Confirm or correct the reading and keep the drawing in your drawings dataset."""
-    if jobs.public_mode():
+    if settings.public_mode():
         st.caption("Saving drawings is off on this public site: nothing a visitor does is written on the server.")
         return
     saved = st.session_state.setdefault(SAVED, {})

@@ -10,7 +10,7 @@ import numpy as np
 import streamlit as st
 
 import app
-from kmnist import KmnistError, datasets, embed, figures, jobs, runs
+from kmnist import KmnistError, datasets, embed, figures, runs, settings
 from pages import common
 
 app.enter()  # inside app.py's frame, even on a first deep link
@@ -56,7 +56,7 @@ def compute_button(config: embed.EmbedConfig, run: runs.Run | None) -> None:
         st.info(f"No map of {config.dataset} is stored, and its images are not here to compute one. "
                 + common.missing_note(config.dataset, "train"))
         return
-    if jobs.public_mode():
+    if settings.public_mode():
         st.info(f"No map of {config.dataset} ({config.space}) is stored on this public site, and computing maps "
                 "is turned off here.")
         return

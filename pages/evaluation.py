@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 import app
-from kmnist import figures, jobs, models
+from kmnist import figures, models, settings
 from kmnist.evaluate import cell_indices, top_confusions
 from pages import common
 
@@ -16,7 +16,7 @@ SHOWN = 40  # images shown for one confusion-matrix cell
 
 st.title("Evaluation")
 run = common.choose_run("eval_run")
-common.activation(run, jobs.training_allowed(), key="eval_activate")
+common.activation(run, settings.training_allowed(), key="eval_activate")
 rep = run.report
 if rep is None:
     common.stop(f"Run {run.id} has no test scores yet ({run.state}). Scores appear when its training completes.")

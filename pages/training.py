@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import app
-from kmnist import chatter, datasets, drawings, figures, finetune, jobs, runs
+from kmnist import chatter, datasets, drawings, figures, finetune, jobs, runs, settings
 from kmnist.config import TrainConfig, recipe
 from kmnist.models import ARCHITECTURES
 from pages import common
@@ -200,9 +200,9 @@ def job_panel(run_id: str, was_active: bool, allowed: bool) -> None:
 
 
 st.title("Training")
-allowed = jobs.training_allowed()
+allowed = settings.training_allowed()
 if not allowed:
-    st.info(("This is a public site" if jobs.public_mode() else "Training is turned off here") + ": this page is "
+    st.info(("This is a public site" if settings.public_mode() else "Training is turned off here") + ": this page is "
             "read-only. It shows the runs as they are; starting, cancelling and activating are disabled.")
 st.caption("A training runs as its own background process: you can leave this page, reload it or restart the "
            "app, and it keeps going. One training runs at a time.")

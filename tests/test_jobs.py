@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from kmnist import files, jobs, runs
+from kmnist import files, jobs, runs, settings
 from kmnist.config import TrainConfig, preset
 
 TINY = TrainConfig(dataset="tiny10", epochs=1, batch_size=32)
@@ -91,7 +91,7 @@ def test_refusals_say_why(data_dir, monkeypatch):
     with pytest.raises(jobs.JobError, match="missing"):
         jobs.start(TINY.replace(dataset="absent"), data_dir)
     monkeypatch.setenv("KMNIST_ALLOW_TRAINING", "0")
-    assert not jobs.training_allowed()
+    assert not settings.training_allowed()
     with pytest.raises(jobs.JobError, match="KMNIST_ALLOW_TRAINING=0"):
         jobs.start(TINY, data_dir)
     assert jobs.list_jobs() == [], "nothing was started"
