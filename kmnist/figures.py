@@ -1,5 +1,5 @@
 """What the pages show, as data: plotly figures (class counts, top-5 guesses, the clickable confusion matrix,
-training curves, per-class F1 across runs, UMAP maps) and image grids. Pure functions of data, so they are
+training curves, per-class F1 across runs, UMAP maps), image grids and where a training job stands. Pure functions of data, so they are
 tested without a browser."""
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from plotly.subplots import make_subplots
 
 from kmnist.classes import ClassInfo
 from kmnist.embed import Embedding
+from kmnist.jobs import Job
 from kmnist.predict import Guess
 
 CONFUSION_PX = 640  # height of the confusion-matrix figure; markers are sized to fill its cells
@@ -68,6 +69,39 @@ def progress_text(stage: str, elapsed: float, estimate: float) -> str:
     guess = (f"about {format_seconds(left)} left" if left >= 1
              else f"longer than the estimated {format_seconds(estimate)}")
     return f"{stage} · {format_seconds(elapsed)} elapsed · {guess}"
+
+
+def job_line(job: Job) -> str:
+    """One line: where a training job stands, e.g. "epoch 2/12 · batch 10/43 · about 3 min 05 s left"."""
+    s = job.status
+    if job.state == "running":
+        eta = s.get("eta_s")
+        return (f"epoch {s.get('epoch', 0)}/{s.get('epochs', '?')} · batch {s.get('batch', 0)}/{s.get('batches', '?')}"
+                + (f" · about {format_seconds(eta)} left" if eta is not None else ""))
+    if job.state == "starting":
+        return "starting: loading TensorFlow and the data"
+    return job.state
+
+
+def job_fraction(job: Job) -> float:
+    """Share of a training job done, 0..1, from epoch and batch."""
+    s = job.status
+    if job.state == "completed":
+        return 1.0
+    epochs, batches = s.get("epochs") or 0, s.get("batches") or 0
+    if not epochs or not batches:
+        return 0.0
+    done = (max(s.get("epoch", 1) - 1, 0) * batches + s.get("batch", 0)) / (epochs * batches)
+    return min(max(done, 0.0), 1.0)
+
+
+def live_point(job: Job) -> tuple[float, dict[str, float]] | None:
+    """The running epoch's metrics so far and where they sit on an epoch axis (epoch e ends at x = e)."""
+    s = job.status
+    metrics = {k: v for k, v in (s.get("metrics") or {}).items() if k in ("loss", "accuracy")}
+    if job.state != "running" or not s.get("batches") or not metrics:
+        return None
+    return max(s.get("epoch", 1) - 1, 0) + s.get("batch", 0) / s["batches"], metrics
 
 
 def confusion(cm: np.ndarray, classes: Sequence[ClassInfo], normalise: bool = False,

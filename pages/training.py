@@ -22,39 +22,6 @@ BATCH_SIZES = [32, 64, 128, 256, 512]
 FINISHED_WITH_MODEL = ("completed", "cancelled")
 
 
-def describe(job: jobs.Job) -> str:
-    """One line: where the job stands."""
-    s = job.status
-    if job.state == "running":
-        eta = s.get("eta_s")
-        return (f"epoch {s.get('epoch', 0)}/{s.get('epochs', '?')} · batch {s.get('batch', 0)}/{s.get('batches', '?')}"
-                + (f" · about {figures.format_seconds(eta)} left" if eta is not None else ""))
-    if job.state == "starting":
-        return "starting: loading TensorFlow and the data"
-    return job.state
-
-
-def progress_fraction(job: jobs.Job) -> float:
-    """Share of the training done, 0..1, from epoch and batch."""
-    s = job.status
-    if job.state == "completed":
-        return 1.0
-    epochs, batches = s.get("epochs") or 0, s.get("batches") or 0
-    if not epochs or not batches:
-        return 0.0
-    done = (max(s.get("epoch", 1) - 1, 0) * batches + s.get("batch", 0)) / (epochs * batches)
-    return min(max(done, 0.0), 1.0)
-
-
-def live_point(job: jobs.Job) -> tuple[float, dict[str, float]] | None:
-    """The running epoch's metrics so far and where they sit on an epoch axis (epoch e ends at x = e)."""
-    s = job.status
-    metrics = {k: v for k, v in (s.get("metrics") or {}).items() if k in ("loss", "accuracy")}
-    if job.state != "running" or not s.get("batches") or not metrics:
-        return None
-    return max(s.get("epoch", 1) - 1, 0) + s.get("batch", 0) / s["batches"], metrics
-
-
 def start_form(allowed: bool, busy: jobs.Job | None) -> None:
     trainable = [s.name for s in datasets.list_datasets() if s.trainable]
     if not trainable and allowed:
@@ -114,7 +81,7 @@ def finetune_form(allowed: bool, busy: jobs.Job | None) -> None:
 def curves(job: jobs.Job) -> go.Figure | None:
     """Per-epoch loss and accuracy, plus where the running epoch stands."""
     history = job.status.get("history") or (job.run.history if job.run else {})
-    point = live_point(job)
+    point = figures.live_point(job)
     if not history and point is None:
         return None
     fig = figures.history(history)
@@ -179,7 +146,7 @@ def job_panel(run_id: str, was_active: bool, allowed: bool) -> None:
         st.rerun()  # started or finished since the page was drawn: redraw the form and the polling
     st.subheader(f"Run {job.run_id}: {job.state}")
     if job.active:
-        st.progress(progress_fraction(job), text=describe(job))
+        st.progress(figures.job_fraction(job), text=figures.job_line(job))
         if (runs.runs_dir() / run_id / runs.CANCEL_FILE).exists():
             st.caption("Cancel requested: it stops after the current batch and saves what it has.")
         elif st.button("Cancel training", disabled=not allowed, key="cancel"):

@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from kmnist import embed, figures
+from kmnist.jobs import Job
 from kmnist.classes import k49_classes
 from kmnist.predict import Guess
 
@@ -109,3 +110,24 @@ def test_tile_places_images_in_a_grid_with_gaps():
     assert figures.tile(images, cols=10, factor=2, gap=0).shape == (4, 12), "never more columns than images"
     with pytest.raises(ValueError):
         figures.tile(np.zeros((0, 2, 2), np.uint8), cols=2)
+
+
+def job(state: str, **status) -> Job:
+    return Job("r", None, 0.0, state, status)
+
+
+def test_a_running_job_reads_as_epoch_batch_and_time_left():
+    running = job("running", epoch=2, epochs=3, batch=10, batches=40, eta_s=65, metrics={"loss": 0.5, "accuracy": 0.8})
+    assert figures.job_line(running) == "epoch 2/3 · batch 10/40 · about 1 min 05 s left"
+    assert figures.job_fraction(running) == pytest.approx((40 + 10) / 120)
+    assert figures.live_point(running) == (1.25, {"loss": 0.5, "accuracy": 0.8}), "epoch 2 is a quarter done"
+    assert figures.job_line(job("running", epoch=1, epochs=3)) == "epoch 1/3 · batch 0/?", "no estimate yet"
+
+
+def test_a_job_that_is_not_running_has_no_live_point_and_says_its_state():
+    assert figures.job_line(job("starting")) == "starting: loading TensorFlow and the data"
+    assert figures.job_line(job("cancelled", epoch=1, epochs=3, batch=5, batches=40)) == "cancelled"
+    assert figures.job_fraction(job("completed")) == 1.0, "done even when the status lost its counters"
+    assert figures.job_fraction(job("starting")) == 0.0
+    assert figures.live_point(job("cancelled", epoch=1, batches=40, batch=5, metrics={"loss": 1.0})) is None
+    assert figures.live_point(job("running", epoch=1, batches=40, batch=5, metrics={})) is None, "no metrics yet"
