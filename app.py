@@ -50,6 +50,7 @@ def frame():
     page = st.navigation([
         st.Page("pages/draw.py", title="Draw", icon=":material/draw:", default=True),
         st.Page("pages/dataset.py", title="Dataset", icon=":material/dataset:"),
+        st.Page("pages/characters.py", title="Characters", icon=":material/translate:"),
         st.Page("pages/embedding.py", title="Embedding", icon=":material/scatter_plot:"),
         st.Page("pages/evaluation.py", title="Evaluation", icon=":material/analytics:"),
         st.Page("pages/weak_classes.py", title="Weak classes", icon=":material/troubleshoot:"),

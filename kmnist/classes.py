@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,6 +28,9 @@ KANJI = dict(zip(
     "安以宇衣於加幾久計己左之寸世曽太知川天止奈仁奴祢乃波比不部保末美武女毛也由与良利留礼呂和為恵遠无"))
 HENTAIGANA_NOTE = ("The 字母 (jibo) is the kanji a hiragana was simplified from. Kuzushiji also writes the same sound "
                    "with variant kana (hentaigana) simplified from other kanji, so several shapes map to one class.")
+HENTAIGANA_BLOCK = (0x1B000, 0x1B11F)  # Kana Supplement and the start of Kana Extended-A: the hentaigana
+# Unicode spells the hentaigana's sounds in Kunrei-shiki (SI, TI, TU, HU); the reading table above is Hepburn.
+_KUNREI = {"shi": "si", "chi": "ti", "tsu": "tu", "fu": "hu", "n": "n"}
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
 
@@ -95,3 +99,26 @@ def to_json(classes: list[ClassInfo]) -> list[dict]:
 def from_json(rows: list[dict]) -> list[ClassInfo]:
     # Runs saved before the kanji column get it from the character.
     return [ClassInfo(**({"kanji": KANJI.get(r["char"], "")} | r)) for r in rows]
+
+
+def _sound(char: str) -> str:
+    """The sound of a kana as Unicode's hentaigana names spell it ("SI" for し), "" for ゝ and non-kana."""
+    romaji = ROMAJI.get(char, "")
+    return "" if " " in romaji else _KUNREI.get(romaji, romaji).upper()
+
+
+def hentaigana(char: str) -> str:
+    """The Unicode hentaigana (U+1B002–1B11E) of a kana's sound, in code point order; "" for ゝ and non-kana.
+
+    A letter named for several sounds ("HENTAIGANA LETTER N-MU-MO-1", from 无) counts for each of them.
+    """
+    sound = _sound(char)
+    if not sound:
+        return ""
+    found = []
+    for cp in range(HENTAIGANA_BLOCK[0], HENTAIGANA_BLOCK[1] + 1):
+        name = unicodedata.name(chr(cp), "")
+        if name.startswith("HENTAIGANA LETTER ") and sound in name.removeprefix("HENTAIGANA LETTER ").split("-"):
+            found.append(chr(cp))
+    return "".join(found)
+

@@ -126,6 +126,37 @@ def cmd_finetune(args) -> int:
     return 0 if rep.state == "completed" else 3
 
 
+def cmd_drawings_add(args) -> int:
+    from kmnist import classes as cls, drawings
+    from kmnist.preprocess import DEFAULT_FRAMING
+    run = runs.active_run()  # its framing is the canvas's; its class table starts a new drawings folder
+    saved = drawings.add_pictures([Path(p) for p in args.images], args.char,
+                                  run.framing if run else DEFAULT_FRAMING, run.id if run else "",
+                                  run.classes if run else cls.k49_classes(), args.drawings, args.data_dir)
+    if args.json:
+        _print_json([{"file": f, "id": d.id, "char": d.char, "split": d.split} for f, d in zip(args.images, saved)])
+    else:
+        held = sum(d.split == "test" for d in saved)
+        print(f"saved {len(saved)} drawings of {saved[0].char} to {drawings.folder(args.drawings, args.data_dir)}"
+              f" ({len(saved) - held} to learn from, {held} held out)")
+    return 0
+
+
+def cmd_drawings_list(args) -> int:
+    from kmnist import drawings
+    rows = drawings.split_counts(drawings.drawings(args.drawings, args.data_dir))
+    if args.json:
+        _print_json(rows)
+    elif not rows:
+        print(f"no drawings in {drawings.folder(args.drawings, args.data_dir)}")
+    else:
+        print("char  romaji          train  test")
+        for r in rows:
+            print(f"{r['char']:<4}  {r['romaji']:<14}  {r['train']:>5}  {r['test']:>4}")
+        print(f"{sum(r['train'] + r['test'] for r in rows)} drawings of {len(rows)} characters")
+    return 0
+
+
 def cmd_forms(args) -> int:
     from kmnist import tutor
     rows = []
@@ -347,6 +378,19 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, help="seed (default: the base run's)")
     s.add_argument("--run-id", help="name for the new run (default: BASE-ft-time)")
     data_dir(s), json_flag(s)
+    s = add("drawings", None, "your drawings dataset: import pictures as drawings, count them")
+    what = s.add_subparsers(dest="action", required=True)
+    a = what.add_parser("add", help="save pictures (PNG/JPG, any size) as drawings of one character, framed as "
+                        "the canvas frames a drawing; every fifth drawing saved is held out")
+    a.set_defaults(func=cmd_drawings_add)
+    a.add_argument("images", nargs="+", help="image files in any format predict reads")
+    a.add_argument("--char", required=True, help="the character they show: one of the 49, or its romaji (wi)")
+    l_ = what.add_parser("list", help="drawings per character and split (train, held-out test)")
+    l_.set_defaults(func=cmd_drawings_list)
+    for sub_parser in (a, l_):
+        sub_parser.add_argument("--with", dest="drawings", default="my-drawings",
+                                help="drawings dataset in the data dir (default: %(default)s)")
+        data_dir(sub_parser), json_flag(sub_parser)
     s = add("forms", cmd_forms, "rank each class's training images by typicality in a run's feature space and "
             "keep the most typical (the Draw page's forms to copy)")
     s.add_argument("--run", nargs="+", help="runs (default: the active model)")
@@ -402,7 +446,7 @@ def parser() -> argparse.ArgumentParser:
 
 def _uses_tensorflow(args) -> bool:
     """Whether the command loads a Keras model (embed only to map a run's features)."""
-    return args.command not in ("datasets", "download", "runs", "embed") or args.space == "features"
+    return args.command not in ("datasets", "download", "runs", "embed") or getattr(args, "space", None) == "features"
 
 
 def main(argv: list[str] | None = None) -> int:

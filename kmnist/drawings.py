@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from kmnist import classes as cls, datasets, files
-from kmnist.preprocess import SIZE
+from kmnist import KmnistError, classes as cls, datasets, files
+from kmnist.preprocess import SIZE, BadImageError, EmptyImageError, Framing, prepare, read_image
 
 NAME = "my-drawings"  # the dataset folder the Draw page saves into
 TEST_EVERY = 5  # every fifth drawing saved is held out (test split)
@@ -202,3 +202,48 @@ def for_classes(table: list[cls.ClassInfo], name: str = NAME, root: Path | None 
     return Labelled(np.stack(images) if images else np.zeros((0, SIZE, SIZE), np.uint8),
                     np.array([index[d.char] for d in kept], np.int64), np.array([d.split for d in kept]),
                     len(found) - len(kept))
+
+
+# Pictures imported as drawings (`python -m kmnist drawings add`) and the counts `drawings list` shows.
+
+class DrawingsError(KmnistError, ValueError):
+    """Drawings that cannot be added: a character outside the 49, or pictures that cannot be read."""
+
+
+def k49_char(char: str) -> str:
+    """One of the 49 Kuzushiji-49 characters, given as itself or its romaji ("ゐ" or "wi"); else refused."""
+    table = cls.k49_classes()
+    for c in table:
+        if char == c.char or char.lower() == c.romaji:
+            return c.char
+    raise DrawingsError(f"{char!r} is not one of the 49 Kuzushiji-49 characters: "
+                        + " ".join(c.char for c in table))
+
+
+def add_pictures(paths: list[Path], char: str, framing: Framing, run_id: str, run_classes: list[cls.ClassInfo],
+                 name: str = NAME, root: Path | None = None) -> list[Drawing]:
+    """Save pictures of one character as drawings, each framed as the canvas frames a drawing.
+
+    All are read first: if any cannot be read (not an image, no ink, missing) none is saved, and the error
+    names each. Each saved picture takes the held-out turn a drawing saved on the Draw page would.
+    """
+    char = k49_char(char)
+    ready, failed = [], []
+    for p in paths:
+        try:
+            gray = read_image(Path(p))
+            ready.append((prepare(gray, framing), _png(np.round(gray * 255))))
+        except (OSError, BadImageError, EmptyImageError) as e:
+            failed.append(f"{p} ({getattr(e, 'strerror', None) or e})")
+    if failed:
+        raise DrawingsError(f"{len(failed)} of {len(paths)} pictures cannot be read, so none was saved: "
+                            + "; ".join(failed))
+    return [save(image, raw, char, "", run_id, run_classes, name, root) for image, raw in ready]
+
+
+def split_counts(found: list[Drawing]) -> list[dict]:
+    """Drawings per character and split, in K49 order (characters outside it after, as first saved)."""
+    order = [c.char for c in cls.k49_classes()]
+    chars = sorted(counts(found), key=lambda ch: order.index(ch) if ch in order else len(order))
+    return [{"char": ch, "romaji": cls.reading(ch), **{split: sum(d.char == ch and d.split == split for d in found)
+                                                        for split in datasets.SPLITS}} for ch in chars]

@@ -3,9 +3,13 @@ training curves, per-class F1 across runs, UMAP maps), image grids and where a t
 tested without a browser."""
 from __future__ import annotations
 
+import base64
+import html
+import io
+import unicodedata
 import zlib
-
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -13,7 +17,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative, sample_colorscale
 from plotly.subplots import make_subplots
 
-from kmnist.classes import ClassInfo
+from kmnist.classes import ClassInfo, hentaigana, k49_classes
 from kmnist.embed import Embedding
 from kmnist.jobs import Job
 from kmnist.predict import Guess
@@ -314,3 +318,80 @@ def selected_points(selection: Mapping | None) -> np.ndarray:
             continue
         found.append(int(np.ravel(custom)[0]))
     return np.array(list(dict.fromkeys(found)), dtype=np.int64)
+
+
+# The 49 characters: a reference table with the hentaigana set in the app's own font.
+
+HENTAIGANA_FONT = "Kmnist Hentaigana"  # family of static/fonts/hentaigana.woff2 (scripts/build_font.py)
+FONT_URL = "app/static/fonts/hentaigana.woff2"  # relative: right under any page URL and base path
+REFERENCE_FORMS = 3  # typical training forms shown per character
+
+
+@dataclass
+class CharacterRow:
+    info: ClassInfo  # the K49 class
+    hentaigana: str  # its Unicode variant kana, "" for ゝ
+    known: bool  # the active model knows it
+    forms: np.ndarray  # uint8 (N, 28, 28): typical real training forms, most typical first (none without data)
+    drawings: int  # the user's saved drawings of it
+
+
+def character_rows(known: Sequence[ClassInfo], forms, drawing_counts: Mapping[str, int],
+                   per_class: int = REFERENCE_FORMS) -> list[CharacterRow]:
+    """One row per K49 character: its variant kana, whether the model knows it, its typical forms (from
+    `forms`, a tutor.Forms in the `known` class table, or None) and how many drawings of it are saved."""
+    index = {c.char: c.index for c in known}
+    empty = np.zeros((0, 28, 28), np.uint8)
+    return [CharacterRow(c, hentaigana(c.char), c.char in index,
+                         forms.of(index[c.char])[:per_class] if forms is not None and c.char in index else empty,
+                         int(drawing_counts.get(c.char, 0))) for c in k49_classes()]
+
+
+def png_data_uri(image: np.ndarray, factor: int = 2) -> str:
+    """A small image as a PNG data URI, enlarged with sharp pixels."""
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(enlarge(np.asarray(image, np.uint8), factor)).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def hentaigana_css(font_url: str = FONT_URL) -> str:
+    """The @font-face rule and the classes the reference uses (fallback: the system's fonts)."""
+    return (f"<style>@font-face{{font-family:'{HENTAIGANA_FONT}';src:url('{font_url}') format('woff2');"
+            "font-display:swap;unicode-range:U+1B000-1B11F}"
+            f".kana-ref td{{vertical-align:middle;padding:4px 8px}}.kana-ref .big{{font-size:2rem;line-height:1.1}}"
+            f".kana-ref .hg{{font-family:'{HENTAIGANA_FONT}','HanaMinA','IPAmjMincho',serif;font-size:1.8rem;"
+            "letter-spacing:.15em}.kana-ref img{image-rendering:pixelated;margin-right:2px}"
+            ".kana-ref .muted{opacity:.55;letter-spacing:0;font-family:inherit}.kana-ref .forms{white-space:nowrap}</style>")
+
+
+def characters_html(rows: Sequence[CharacterRow], font_url: str = FONT_URL) -> str:
+    """The reference table: character, romaji, 字母, hentaigana (named on hover), typical forms, drawings."""
+    head = ("<tr><th>#</th><th>kana</th><th>romaji</th><th>字母</th><th>hentaigana (variant kana)</th>"
+            "<th>typical training forms</th><th>your drawings</th></tr>")
+    body = []
+    for r in rows:
+        c = r.info
+        letters = "".join(f'<span title="{html.escape(unicodedata.name(h))} U+{ord(h):04X}">{h}</span>'
+                          for h in r.hentaigana) or '<span class="muted" style="font-size:1rem">none of its own</span>'
+        forms = ("".join(f'<img src="{png_data_uri(f)}" width="56" height="56" alt="form of {c.char}">'
+                         for f in r.forms) if len(r.forms)
+                 else f'<span class="muted">{"not here" if r.known else "no training images"}</span>')
+        body.append(f'<tr data-char="{c.char}"><td>{c.index}</td><td class="big">{c.char}</td><td>{c.romaji}</td>'
+                    f'<td class="big">{c.kanji or "—"}</td><td class="hg">{letters}</td><td class="forms">{forms}</td>'
+                    f"<td>{r.drawings}</td></tr>")
+    return hentaigana_css(font_url) + f'<table class="kana-ref">{head}{"".join(body)}</table>'
+
+
+def variants_html(row: CharacterRow, font_url: str = FONT_URL) -> str:
+    """One character large: the hiragana, its 字母 and each variant kana with its Unicode name."""
+    c = row.info
+    cells = "".join(f'<figure style="display:inline-block;margin:0 1.2em 0.6em 0;text-align:center">'
+                    f'<div class="hg" style="font-size:4rem">{h}</div><figcaption style="font-size:.75rem">'
+                    f'{html.escape(unicodedata.name(h).removeprefix("HENTAIGANA LETTER "))}<br>U+{ord(h):04X}'
+                    "</figcaption></figure>" for h in row.hentaigana)
+    return (hentaigana_css(font_url) + f'<div class="kana-ref" data-variants="{c.char}">'
+            f'<div class="big" style="font-size:3rem">{c.char} <span style="font-size:1.2rem">{c.romaji}'
+            f'{f" · from {c.kanji} (字母)" if c.kanji else ""}</span></div>'
+            + (cells or "<p>No variant kana of its own in Unicode.</p>") + "</div>")
+

@@ -223,3 +223,66 @@ def test_a_command_that_loads_tensorflow_prints_no_start_up_chatter(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"{image}: "), done.stdout
     assert done.stderr == "", f"TensorFlow's start-up lines reached the terminal:\n{done.stderr}"
+
+
+# Pictures imported as drawings
+
+def picture(path, seed: int = 0, size: int = 120):
+    """A drawing-style picture (dark ink on white paper) of ゐ's fixture pattern, saved as PNG or JPEG by suffix."""
+    ink = glyphs(np.array([44]), 49, seed=seed)[0]
+    Image.fromarray(255 - ink).resize((size, size)).convert("RGB").save(path)
+    return path
+
+
+def test_drawings_add_frames_pictures_as_the_canvas_does_and_lists_them(data_dir, runs_dir, capsys, tmp_path):
+    from kmnist import drawings
+    from kmnist.preprocess import prepare
+    run = runs.set_active("kmnist6k-seed")
+    files = [str(picture(tmp_path / f"wi{i}.{'jpg' if i % 2 else 'png'}", seed=i)) for i in range(6)]
+    code, rows = run_json(capsys, "drawings", "add", "--char", "wi", "--data-dir", str(data_dir), *files)
+    assert code == 0 and [r["char"] for r in rows] == ["ゐ"] * 6 and [r["file"] for r in rows] == files
+    assert [r["split"] for r in rows] == ["train"] * 4 + ["test", "train"], "every fifth one is held out"
+    saved = drawings.drawings(root=data_dir)
+    for f, d in zip(files, saved):
+        assert np.array_equal(drawings.image(d, root=data_dir), prepare(f, run.framing)), "framed like predict"
+        assert drawings.raw_png(d, root=data_dir) is not None
+    code, counts = run_json(capsys, "drawings", "list", "--data-dir", str(data_dir))
+    assert code == 0 and counts == [{"char": "ゐ", "romaji": "wi", "train": 5, "test": 1}]
+    assert main(["drawings", "list", "--data-dir", str(data_dir)]) == 0
+    assert "6 drawings of 1 characters" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("char", ["A1", "3", "安", "ゐゐ"])
+def test_drawings_add_refuses_characters_outside_the_49(char, data_dir, capsys, tmp_path):
+    code = main(["drawings", "add", "--char", char, "--data-dir", str(data_dir), str(picture(tmp_path / "a.png"))])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and "not one of the 49" in err and err.count("\n") == 1, err
+    assert not (data_dir / "my-drawings").exists(), "nothing is saved"
+
+
+def test_drawings_add_refuses_unreadable_files_and_saves_none(data_dir, capsys, tmp_path):
+    good = picture(tmp_path / "good.png")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
+    (tmp_path / "blank.png").write_bytes((lambda b: (Image.new("L", (50, 50), 255).save(b, "PNG"), b.getvalue())[1])(
+        io.BytesIO()))
+    paths = [str(good), str(tmp_path / "broken.png"), str(tmp_path / "blank.png"), str(tmp_path / "absent.png")]
+    code = main(["drawings", "add", "--char", "ゐ", "--data-dir", str(data_dir), *paths])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: 3 of 4 pictures cannot be read") and err.count("\n") == 1, err
+    for name in ("broken.png", "blank.png", "absent.png"):
+        assert name in err, f"the error names {name}: {err}"
+    assert "Traceback" not in err and not any((data_dir / "my-drawings").glob("records/*.json")), "none is saved"
+
+
+@pytest.mark.slow  # a fine-tune of the module's tiny run: ~15 s
+def test_finetune_json_names_the_grown_run(trained_once, capsys, tmp_path, monkeypatch):
+    _, run_dir, data = trained_once
+    monkeypatch.setenv("KMNIST_RUNS_DIR", str(run_dir.parent))
+    pictures = [str(picture(tmp_path / f"wi{i}.png", seed=i, size=28)) for i in range(7)]
+    assert main(["drawings", "add", "--char", "ゐ", "--data-dir", str(data), *pictures]) == 0
+    capsys.readouterr()
+    code, rep = run_json(capsys, "finetune", "--run", "cli-run", "--with", "my-drawings", "--epochs", "1",
+                         "--data-dir", str(data))
+    grown = runs.get_run(rep["run"])
+    assert code == 0 and [n["char"] for n in rep["new"]] == ["ゐ"] and rep["new"][0]["train_drawings"] == 6
+    assert [c.char for c in grown.classes] == [c.char for c in runs.get_run("cli-run").classes] + ["ゐ"]

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from kmnist import classes as cls, datasets, drawings, jobs, runs
+from kmnist import classes as cls, datasets, drawings, files, jobs, runs
 from kmnist.config import TrainConfig
 
 TABLE = [cls.make_class(i, c) for i, c in enumerate("おきすつなはまやれを")]  # the KMNIST classes
@@ -141,3 +141,52 @@ def test_finetune_job_command_line(data_dir, runs_dir, monkeypatch):
     i = argv.index("finetune")
     assert argv[i:i + 7] == ["finetune", "--run", "kmnist6k-seed", "--with", "my-drawings", "--epochs", "2"]
     assert argv[argv.index("--run-id") + 1] == run_id and "--json" in argv
+
+
+# Teaching a new character
+
+def test_imprinting_keeps_the_old_rows_and_points_a_new_row_at_its_drawings():
+    from tests.conftest import glyphs
+    from kmnist import models
+    from kmnist.finetune import imprint
+    import keras
+    keras.utils.set_random_seed(0)
+    base = models.build("seed", 3)
+    reference = glyphs(np.arange(30) % 3, 49)
+    grown = imprint(base, "seed", 5, reference, glyphs(np.full(6, 44), 49, seed=3), np.full(6, 3))
+    old, new = base.get_weights(), grown.get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(old[:-2], new[:-2])), "every layer below the head is kept"
+    assert np.array_equal(new[-2][:, :3], old[-2]) and np.array_equal(new[-1][:3], old[-1]), "old rows kept"
+    assert np.linalg.norm(new[-2][:, 3]) == pytest.approx(np.linalg.norm(old[-2], axis=0).mean(), rel=1e-4)
+    assert not new[-2][:, 4].any() and new[-1][4] < old[-1].min(), "a class without drawings is never chosen"
+    probs = grown.predict(glyphs(np.full(4, 44), 49, seed=9)[..., None].astype("float32"), verbose=0)
+    assert (probs.argmax(axis=1) == 3).all(), f"imprinting alone reads the new character's images: {probs}"
+
+
+@pytest.mark.slow  # trains a base and fine-tunes it: ~10 s
+def test_finetune_teaches_a_new_character_and_keeps_the_old_ones_order(data_dir, runs_dir):
+    from tests.conftest import glyphs
+    from kmnist.export import EXPORT_FILE, ONNX_FILE, session
+    from kmnist.finetune import MIN_DRAWINGS, finetune
+    from kmnist.runs import get_run
+    from kmnist.train import train
+    base = train(TrainConfig(dataset="tiny10", epochs=6, batch_size=32, seed=0), data_root=data_dir)
+    wi = glyphs(np.full(10, 44), 49, seed=5)  # ゐ is K49 class 44: its own bar pattern, unknown to the base
+    for image in wi:  # 8 to learn from, 2 held out
+        drawings.save(image, None, "ゐ", "?", base.id, base.classes, root=data_dir)
+    for image in glyphs(np.full(MIN_DRAWINGS - 2, 45), 49, seed=6):  # too few ゑ: not taught
+        drawings.save(image, None, "ゑ", "?", base.id, base.classes, root=data_dir)
+    rep = finetune(base.id, epochs=3, data_root=data_dir)
+    run = get_run(rep.run)
+    chars = [c.char for c in run.classes]
+    assert chars == [c.char for c in base.classes] + ["ゐ"], f"exactly ゐ is added, after the old ones: {chars}"
+    assert [n.char for n in rep.new] == ["ゐ"] and rep.new[0].index == 10 and rep.new[0].held_out == 2
+    assert rep.skipped == MIN_DRAWINGS - 2, "the ゑ drawings are not learned from"
+    assert rep.new[0].read_right == 2, f"the held-out ゐ drawings read ゐ: {rep.summary()}"
+    assert rep.after.test_accuracy >= rep.before.test_accuracy - TOLERANCE, rep.summary()
+    assert run.load_model().output_shape[-1] == len(run.classes) == 11
+    export = files.read_json(run.path / EXPORT_FILE)
+    assert export.get("state") != "failed" and (run.path / ONNX_FILE).is_file(), export
+    out = session(run.path / ONNX_FILE).run(None, {"image": wi[:, :, :, None].astype(np.float32)})[0]
+    keras_out = run.load_model().predict(wi[:, :, :, None].astype(np.float32), verbose=0)
+    assert out.shape == (10, 11) and np.abs(out - keras_out).max() < 1e-4, "the ONNX export is the grown model"
