@@ -117,16 +117,19 @@ def _make_callbacks(run_dir: Path, config: TrainConfig, steps: int, started: flo
             done = round((self.epoch * steps + self.batch) / steps, 3)
             return int(done) if done.is_integer() else done
 
-        def write(self, state: str = "running", logs: dict | None = None):
+        def write(self, state: str = "running", logs: dict | None = None, final: dict | None = None):
+            """status.json, the one writer of its shape; `final`: a finished run's scores, shown instead of the
+            running epoch's metrics (nothing is left to do then)."""
             done = self.epoch * steps + self.batch
             elapsed = time.time() - started
-            eta = elapsed / done * (config.epochs * steps - done) if done else None
+            eta = 0 if final is not None else elapsed / done * (config.epochs * steps - done) if done else None
             self.logs = logs if logs is not None else self.logs
             files.write_json(run_dir / runs.STATUS_FILE, {
                 "state": state, "epoch": self.epoch + 1, "epochs": config.epochs, "batch": self.batch,
                 "batches": steps, "epochs_done": self.epochs_done, "elapsed_s": elapsed, "eta_s": eta,
                 "updated": now(), **runs.heartbeat(),
-                "metrics": {k: float(v) for k, v in self.logs.items()}, "history": self.history})
+                "metrics": final if final is not None else {k: float(v) for k, v in self.logs.items()},
+                "history": self.history})
             self.last_write = time.time()
 
         def on_epoch_begin(self, epoch, logs=None):
@@ -269,7 +272,7 @@ def score(run_dir: Path, model, data: Prepared, progress, state: str, train_seco
           started: float) -> None:
     """Validation and test scores into metrics.json, test predictions beside them, and the final status."""
     from kmnist.predict import predict_proba
-    config, history = data.config, progress.history
+    config = data.config
     val = (validation_scores(predict_proba(model, data.val.images, tta=config.tta), data.val.labels,
                              config.label_smoothing) if len(data.val.labels) else dict.fromkeys(VALIDATION_KEYS))
     eval_start = time.time()
@@ -287,12 +290,7 @@ def score(run_dir: Path, model, data: Prepared, progress, state: str, train_seco
         "params": int(model.count_params()), "model_bytes": (run_dir / runs.MODEL_FILE).stat().st_size,
         "train_images": len(data.train.labels), "val_images": len(data.val.labels), "test_images": len(y_pred)}
     files.write_json(run_dir / runs.METRICS_FILE, metrics)
-    files.write_json(run_dir / runs.STATUS_FILE, {
-        "state": state, "epoch": progress.epoch + 1, "epochs": config.epochs, "batch": progress.batch,
-        "batches": data.steps, "epochs_done": epochs_done, "elapsed_s": time.time() - started, "eta_s": 0,
-        "updated": now(), **runs.heartbeat(),
-        "metrics": {k: metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")},
-        "history": history})
+    progress.write(state, final={k: metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")})
 
 
 def _install_signal_handlers(stop: threading.Event):
