@@ -12,7 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import streamlit as st  # noqa: E402 - after the environment TensorFlow reads at import
 
 from kmnist import datasets, files, runs, settings  # noqa: E402
-from pages import common  # noqa: E402
+from pages import cached  # noqa: E402
 
 ICON = files.ROOT / "assets" / "icon.png"  # the tab icon, served by the app itself (works offline)
 
@@ -63,7 +63,7 @@ def frame():
 def main() -> None:
     """The page the URL asks for, in the frame."""
     page = frame()
-    common.warm()  # the model loads with the first page, not with the first stroke
+    cached.warm()  # the model loads with the first page, not with the first stroke
     st.session_state[FRAMED] = True
     page.run()
 

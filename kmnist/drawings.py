@@ -101,13 +101,14 @@ def save(image: np.ndarray, raw_png: bytes | None, char: str, predicted: str, ru
         records.mkdir(exist_ok=True)
         table = _classmap_with(_read_classmap(path, name), char, run_classes)
         label = next(c.index for c in table if c.char == char)
-        split = "test" if len(_list(path)) % TEST_EVERY == TEST_EVERY - 1 else "train"
+        found = _list(path)
+        split = "test" if len(found) % TEST_EVERY == TEST_EVERY - 1 else "train"
         drawing = Drawing(drawing_id, char, label, split, predicted, run_id, stamp.isoformat(timespec="seconds"))
         _write(records / f"{drawing_id}.png", _png(image))
         if raw_png:
             _write(records / f"{drawing_id}-raw.png", raw_png)
         files.write_json(records / f"{drawing_id}.json", asdict(drawing))  # last: a record is complete once listed
-        _rebuild(path, name, table)
+        _rebuild(path, name, table, sorted([*found, drawing], key=lambda d: d.id))  # in id order, as listed
     return drawing
 
 
@@ -123,7 +124,7 @@ def delete(drawing_id: str, name: str = NAME, root: Path | None = None) -> None:
         (records / f"{drawing_id}.json").unlink()  # first: without its record the drawing is gone
         for suffix in (".png", "-raw.png"):
             (records / f"{drawing_id}{suffix}").unlink(missing_ok=True)
-        _rebuild(path, name, _read_classmap(path, name))
+        _rebuild(path, name, _read_classmap(path, name), _list(path))
 
 
 def _list(path: Path) -> list[Drawing]:
@@ -138,9 +139,8 @@ def _list(path: Path) -> list[Drawing]:
     return found
 
 
-def _rebuild(path: Path, name: str, table: list[cls.ClassInfo]) -> None:
-    """Write the official files from the records (caller holds the exclusive lock)."""
-    found = _list(path)
+def _rebuild(path: Path, name: str, table: list[cls.ClassInfo], found: list[Drawing]) -> None:
+    """Write the official files from the records, `found` as listed (caller holds the exclusive lock)."""
     for split in datasets.SPLITS:
         part = [d for d in found if d.split == split]
         images = np.stack([image(d, name, path.parent) for d in part]) if part else np.zeros((0, SIZE, SIZE), np.uint8)

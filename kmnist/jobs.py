@@ -61,8 +61,12 @@ def _log_tail(path: Path | None) -> str:
         return ""
 
 
-def _job(run_id: str, record: dict) -> Job:
-    status = files.read_json(runs.runs_dir() / run_id / runs.STATUS_FILE, {}) or {}
+def _status(run_id: str) -> dict:
+    """The run's status.json; empty until its process writes it."""
+    return files.read_json(runs.runs_dir() / run_id / runs.STATUS_FILE, {}) or {}
+
+
+def _job(run_id: str, record: dict, status: dict) -> Job:
     log = Path(record["log"]) if record.get("log") else None
     pid = record.get("pid") or status.get("pid")  # no record: a training started from a terminal
     state, message = status.get("state"), status.get("error", "")
@@ -98,14 +102,14 @@ def _records() -> dict[str, dict]:
 def list_jobs() -> list[Job]:
     """Every job started here, and every run started elsewhere (a terminal) that is still going; newest first."""
     records = _records()
-    found = [_job(run_id, r) for run_id, r in records.items()]
+    found = [_job(run_id, r, _status(run_id)) for run_id, r in records.items()]
     root = runs.runs_dir()
     if root.is_dir():
         for p in root.iterdir():
             if p.is_dir() and p.name not in records and runs.RUN_ID_RE.fullmatch(p.name):
-                status = files.read_json(p / runs.STATUS_FILE, {}) or {}
+                status = _status(p.name)
                 if status.get("state") in ACTIVE_STATES:
-                    found.append(_job(p.name, {}))
+                    found.append(_job(p.name, {}, status))
     return sorted(found, key=lambda j: j.started, reverse=True)
 
 
@@ -124,7 +128,7 @@ def get(run_id: str) -> Job:
     record = _records().get(run_id, {})
     if not record and not (runs.runs_dir() / run_id).is_dir():
         raise JobError(f"no training job named {run_id!r} in {runs.runs_dir()}")
-    return _job(run_id, record)
+    return _job(run_id, record, _status(run_id))
 
 
 @contextmanager
@@ -175,12 +179,16 @@ def _refuse_when_read_only() -> None:
         raise JobError("Training is turned off here (KMNIST_ALLOW_TRAINING=0 or KMNIST_PUBLIC=1): this app is read-only.")
 
 
+def _refuse_without_data(dataset: str, data_root: Path | None) -> None:
+    status = datasets.status(dataset, data_root)
+    if not status.trainable:
+        raise JobError(datasets.missing_message(status, status.missing))
+
+
 def start(config: TrainConfig, data_root: Path | None = None) -> str:
     """Start a training as `config` says, in the background; return its run id. Refuses while another runs."""
     _refuse_when_read_only()
-    status = datasets.status(config.dataset, data_root)
-    if not status.trainable:
-        raise JobError(datasets.missing_message(status, status.missing))
+    _refuse_without_data(config.dataset, data_root)
 
     def argv_for(run_id: str) -> list[str]:
         files.write_json(config_path(run_id), config.to_json())
@@ -196,9 +204,7 @@ def start_finetune(base_id: str, drawings: str, epochs: int = 3, data_root: Path
         base = runs.get_run(base_id)
     except (ValueError, runs.RunNotFoundError) as e:
         raise JobError(str(e)) from None
-    status = datasets.status(base.config.dataset, data_root)
-    if not status.trainable:
-        raise JobError(datasets.missing_message(status, status.missing))
+    _refuse_without_data(base.config.dataset, data_root)
     if epochs < 1:
         raise JobError("epochs must be at least 1")
     args = ["finetune", "--run", base_id, "--with", drawings, "--epochs", str(epochs)]

@@ -47,6 +47,7 @@ def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
 
 
 def strategy_for(name: str):
+    """The tf.distribute strategy named by TrainConfig.strategy (checked there: one of config.STRATEGIES)."""
     import tensorflow as tf
     if name == "default":
         return tf.distribute.get_strategy()
@@ -55,9 +56,7 @@ def strategy_for(name: str):
         # device instead, so a CPU split into logical devices (as the tests do) really runs replicas.
         cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(None if tf.config.list_logical_devices("GPU") else cpus)
-    if name == "multi-worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(f"unknown strategy {name!r}; choose default, mirrored or multi-worker")
+    return tf.distribute.MultiWorkerMirroredStrategy()  # "multi-worker": TrainConfig allows no other name
 
 
 def make_pipeline(images, labels, num_classes, config: TrainConfig, training: bool, weights=None):
@@ -117,16 +116,19 @@ def _make_callbacks(run_dir: Path, config: TrainConfig, steps: int, started: flo
             done = round((self.epoch * steps + self.batch) / steps, 3)
             return int(done) if done.is_integer() else done
 
-        def write(self, state: str = "running", logs: dict | None = None):
+        def write(self, state: str = "running", logs: dict | None = None, final: dict | None = None):
+            """status.json, the one writer of its shape; `final`: a finished run's scores, shown instead of the
+            running epoch's metrics (nothing is left to do then)."""
             done = self.epoch * steps + self.batch
             elapsed = time.time() - started
-            eta = elapsed / done * (config.epochs * steps - done) if done else None
+            eta = 0 if final is not None else elapsed / done * (config.epochs * steps - done) if done else None
             self.logs = logs if logs is not None else self.logs
             files.write_json(run_dir / runs.STATUS_FILE, {
                 "state": state, "epoch": self.epoch + 1, "epochs": config.epochs, "batch": self.batch,
                 "batches": steps, "epochs_done": self.epochs_done, "elapsed_s": elapsed, "eta_s": eta,
                 "updated": now(), **runs.heartbeat(),
-                "metrics": {k: float(v) for k, v in self.logs.items()}, "history": self.history})
+                "metrics": final if final is not None else {k: float(v) for k, v in self.logs.items()},
+                "history": self.history})
             self.last_write = time.time()
 
         def on_epoch_begin(self, epoch, logs=None):
@@ -269,7 +271,7 @@ def score(run_dir: Path, model, data: Prepared, progress, state: str, train_seco
           started: float) -> None:
     """Validation and test scores into metrics.json, test predictions beside them, and the final status."""
     from kmnist.predict import predict_proba
-    config, history = data.config, progress.history
+    config = data.config
     val = (validation_scores(predict_proba(model, data.val.images, tta=config.tta), data.val.labels,
                              config.label_smoothing) if len(data.val.labels) else dict.fromkeys(VALIDATION_KEYS))
     eval_start = time.time()
@@ -287,12 +289,7 @@ def score(run_dir: Path, model, data: Prepared, progress, state: str, train_seco
         "params": int(model.count_params()), "model_bytes": (run_dir / runs.MODEL_FILE).stat().st_size,
         "train_images": len(data.train.labels), "val_images": len(data.val.labels), "test_images": len(y_pred)}
     files.write_json(run_dir / runs.METRICS_FILE, metrics)
-    files.write_json(run_dir / runs.STATUS_FILE, {
-        "state": state, "epoch": progress.epoch + 1, "epochs": config.epochs, "batch": progress.batch,
-        "batches": data.steps, "epochs_done": epochs_done, "elapsed_s": time.time() - started, "eta_s": 0,
-        "updated": now(), **runs.heartbeat(),
-        "metrics": {k: metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")},
-        "history": history})
+    progress.write(state, final={k: metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")})
 
 
 def _install_signal_handlers(stop: threading.Event):

@@ -25,7 +25,6 @@ from kmnist.export import onnx_path
 HERE = Path(__file__).resolve().parent
 STATIC = files.ROOT / "static"  # Streamlit serves the folder named static/ beside app.py
 ORT_DIR, MODELS_DIR = STATIC / "ort", STATIC / "models"
-CANVAS_PX = 300  # drawing surface, in CSS and canvas pixels (the server canvas's size)
 UNSUPPORTED = "live_unsupported"  # session key: this browser reported no WebAssembly
 
 
@@ -34,8 +33,6 @@ class LiveDrawing:
     image: np.ndarray  # uint8 (28, 28), framed in the browser exactly like preprocess.prepare
     probs: np.ndarray  # float32 (classes,), the browser's model output
     png: bytes  # the raw canvas drawing as PNG
-    seq: int  # counts pen-ups in this component, so a new drawing is told from a rerun
-    infer_ms: float  # the browser's framing + inference time for this answer
 
 
 @lru_cache(maxsize=16)
@@ -90,8 +87,7 @@ def _decode(value: dict | None) -> LiveDrawing | None:
         return None
     png = value.get("png") or ""
     return LiveDrawing(image=image.reshape(28, 28).copy(), probs=np.asarray(value["probs"], np.float32),
-                       png=base64.b64decode(png.partition(",")[2]) if png.startswith("data:") else b"",
-                       seq=int(value.get("seq", 0)), infer_ms=float(value.get("ms", 0.0)))
+                       png=base64.b64decode(png.partition(",")[2]) if png.startswith("data:") else b"")
 
 
 def live_canvas(run: runs.Run, key: str = "live", background: bytes | None = None,
@@ -106,7 +102,7 @@ def live_canvas(run: runs.Run, key: str = "live", background: bytes | None = Non
     picture = f"data:image/png;base64,{base64.b64encode(background).decode()}" if background else None
     result = _CANVAS(
         key=key, data={"model": model, "static": _static_base(), "classes": classes,
-                       "framing": run.framing.to_json(), "size": CANVAS_PX, "run": run.id, "background": picture},
+                       "framing": run.framing.to_json(), "run": run.id, "background": picture},
         default={"drawing": None, "unsupported": False}, on_drawing_change=on_change or (lambda: None),
         on_unsupported_change=lambda: None)
     if result.unsupported and not st.session_state.get(UNSUPPORTED):

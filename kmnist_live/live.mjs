@@ -254,7 +254,7 @@ class LiveCanvas {
     }
     this.send("drawing", {
       image: toBase64(this.framed), probs: Array.from(this.probs), png: this.canvas.toDataURL("image/png"),
-      seq: ++this.seq, ms: this.ms,
+      seq: ++this.seq,  // a new value per pen-up, so drawing the same again still reaches Python
     });
   }
 }

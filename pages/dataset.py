@@ -6,7 +6,7 @@ import streamlit as st
 import app
 from kmnist import datasets, drawings, figures, settings
 from kmnist.classes import HENTAIGANA_NOTE
-from pages import common
+from pages import cached, common
 
 app.enter()  # inside app.py's frame, even on a first deep link
 
@@ -58,13 +58,13 @@ else:
                + ("." if has_images[split] else f": the {split} images themselves are not here."))
 
     st.subheader("Example images per class")
-    images = common.array(pick, split, "imgs")
+    images = cached.array(pick, split, "imgs")
     if images is None:
         st.info(common.missing_note(pick, split))
     else:
         st.caption(f"{SAMPLES} random {split} images of each class, as stored: light ink on black, 28×28 pixels. "
                    "Each class is named with its character, romaji and source kanji. " + HENTAIGANA_NOTE)
-        common.class_grid(images, common.samples(pick, split, len(classes), SAMPLES), classes)
+        common.class_grid(images, cached.samples(pick, split, len(classes), SAMPLES), classes)
 
 st.subheader("Your drawings")
 mine = drawings.drawings()

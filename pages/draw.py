@@ -16,11 +16,11 @@ from streamlit_drawable_canvas import st_canvas
 
 import app
 import kmnist_live
-from kmnist import drawings, figures, settings, tutor
+from kmnist import drawings, figures, runs, settings, tutor
 from kmnist.classes import HENTAIGANA_NOTE
 from kmnist.predict import top_k
 from kmnist.preprocess import MAX_UPLOAD_BYTES, BadImageError, EmptyImageError, prepare
-from pages import common
+from pages import cached, common, run_picker
 
 app.enter()  # inside app.py's frame, even on a first deep link
 
@@ -36,27 +36,16 @@ SAVED, TARGET, TALLY = "draw_saved", "practice_target", "practice_tally"
 WHERE = "draw_where"  # Live or Server as last chosen: the radio's own state goes when the page is left
 
 
-@st.cache_resource(max_entries=3, show_spinner="Finding the most typical training images of each class…")
-def _forms(model_path: str, stamp: float, run_id: str) -> tutor.Forms | None:
-    run = common.runs.get_run(run_id)
+@st.cache_resource(max_entries=3, hash_funcs=cached.BY_MODEL,
+                   show_spinner="Finding the most typical training images of each class…")
+def forms(run: runs.Run) -> tutor.Forms | None:
     # Stored forms need no model: Keras is loaded only to compute forms for a run that ships none.
-    return tutor.find_forms(run) or tutor.forms_for(run, common.model(run))
+    return tutor.find_forms(run) or tutor.forms_for(run, cached.model(run))
 
 
-@st.cache_resource(max_entries=3, show_spinner="Preparing the tutor…")
-def _explainer(model_path: str, stamp: float, run_id: str) -> tutor.Explainer:
-    run = common.runs.get_run(run_id)
-    return tutor.Explainer(common.model(run), forms(run))
-
-
-def forms(run) -> tutor.Forms | None:
-    path = run.path / common.runs.MODEL_FILE
-    return _forms(str(path), path.stat().st_mtime, run.id)
-
-
-def explainer(run) -> tutor.Explainer:
-    path = run.path / common.runs.MODEL_FILE
-    return _explainer(str(path), path.stat().st_mtime, run.id)
+@st.cache_resource(max_entries=3, hash_funcs=cached.BY_MODEL, show_spinner="Preparing the tutor…")
+def explainer(run: runs.Run) -> tutor.Explainer:
+    return tutor.Explainer(cached.model(run), forms(run))
 
 
 def canvas_key(kind: str) -> str:
@@ -193,7 +182,7 @@ def board(run, background: bytes | None, target: int | None, live: bool) -> None
 def answer(run, drawn: tutor.Drawn, target: int | None, explain: bool) -> None:
     """What the model reads, where it looked, practice scoring and "Right?", for one drawing."""
     st.session_state[common.LAST_DRAWING] = drawn.seen
-    probs = drawn.probs if drawn.probs is not None else common.predictor(run)(drawn.seen)
+    probs = drawn.probs if drawn.probs is not None else cached.predictor(run)(drawn.seen)
     guesses = top_k(probs, run.classes, k=5)
     best = guesses[0]
     metric_col, seen_col, looked_col = st.columns([2, 1, 1])
@@ -268,7 +257,7 @@ def resembles(run, drawn: tutor.Drawn) -> None:
 
 
 st.title("Draw a character")
-run = common.active_run_or_stop()
+run = run_picker.active_run_or_stop()
 # Short, so that on a phone the canvas and its answer fit the first screen; the note waits behind the ?.
 st.caption(f"Draw one of the {len(run.classes)} characters the active model knows, in Kuzushiji (cursive) style: "
            + " ".join(f"{c.char}({c.kanji})" if c.kanji else c.char for c in run.classes),

@@ -11,7 +11,7 @@ import streamlit as st
 
 import app
 from kmnist import KmnistError, datasets, embed, figures, runs, settings
-from pages import common
+from pages import cached, common, run_picker
 
 app.enter()  # inside app.py's frame, even on a first deep link
 
@@ -22,7 +22,7 @@ DONE = "embed-computed-"  # session key prefix: what computing a map took, shown
 
 def sample(emb: embed.Embedding, kind: str) -> np.ndarray | None:
     """The mapped points' images ("imgs") or labels ("labels"), None when the data is not here."""
-    parts = [common.array(emb.config.dataset, s, kind) for s in emb.splits]
+    parts = [cached.array(emb.config.dataset, s, kind) for s in emb.splits]
     return None if any(p is None for p in parts) else embed.take(emb, parts)
 
 
@@ -30,7 +30,7 @@ def sample(emb: embed.Embedding, kind: str) -> np.ndarray | None:
 def _points(source: str, stamp: float, run_id: str, model_stamp: float) -> np.ndarray:
     """The mapped images as vectors (pixels, or features of run_id's model), float64 as place() uses them."""
     emb = embed.read(Path(source))
-    model = common.model(runs.get_run(run_id)) if run_id else None
+    model = cached.model(runs.get_run(run_id)) if run_id else None
     return embed.vectors(sample(emb, "imgs"), emb.config.space, model).astype(np.float64)
 
 
@@ -45,7 +45,7 @@ def drawing_mark(emb: embed.Embedding, run: runs.Run | None) -> dict[str, np.nda
     else:
         model_file = run.path / runs.MODEL_FILE
         points = _points(str(emb.source), emb.source.stat().st_mtime, run.id, model_file.stat().st_mtime)
-        new = embed.vectors(drawing[None], "features", common.model(run))
+        new = embed.vectors(drawing[None], "features", cached.model(run))
     return {"your last drawing": embed.place(points, emb.coords, new)[0]}
 
 
@@ -78,7 +78,7 @@ def compute(config: embed.EmbedConfig, run: runs.Run | None, estimate: float) ->
     UMAP reports only its last stage, so between reports the bar follows the clock against the estimate.
     """
     bar = st.progress(0.0, text="starting")
-    model = common.model(run) if run else None  # before the worker starts: Streamlit's caches need this thread
+    model = cached.model(run) if run else None  # before the worker starts: Streamlit's caches need this thread
     state: dict = {"stage": "starting", "done": 0.0}
     estimate = max(estimate, 1.0)
 
@@ -159,7 +159,7 @@ if mode == "pixels":
         st.subheader("MNIST digits")
         show_map(embed.EmbedConfig(dataset="mnist"))
 else:
-    active = common.active_run_or_stop()
+    active = run_picker.active_run_or_stop()
     st.subheader(f"Penultimate-layer features of {active.id}, on {active.config.dataset}")
     show_map(embed.EmbedConfig(dataset=active.config.dataset, space="features", run_id=active.id), active,
              place_drawing=True)

@@ -8,20 +8,20 @@ import streamlit as st
 import app
 from kmnist import figures, models, settings
 from kmnist.evaluate import cell_indices, top_confusions
-from pages import common
+from pages import cached, common, run_picker
 
 app.enter()  # inside app.py's frame, even on a first deep link
 
 SHOWN = 40  # images shown for one confusion-matrix cell
 
 st.title("Evaluation")
-run = common.choose_run("eval_run")
-common.activation(run, settings.training_allowed(), key="eval_activate")
+run = run_picker.choose_run("eval_run")
+run_picker.activation(run, settings.training_allowed(), key="eval_activate")
 rep = run.report
 if rep is None:
     common.stop(f"Run {run.id} has no test scores yet ({run.state}). Scores appear when its training completes.")
 classes = run.classes
-st.caption(f"Scores of {run.id} ({run.state}, {common.progress(run) or 'epochs unknown'}) on the "
+st.caption(f"Scores of {run.id} ({run.state}, {run_picker.progress(run) or 'epochs unknown'}) on the "
            f"{run.config.dataset} test set ({sum(c.support for c in rep.per_class):,} images), computed when the "
            "run finished. Validation scores come from images held out of its training split; choose models by "
            "them, the test set only reports.")
@@ -100,7 +100,7 @@ st.subheader("Model")
 if not run.has_model:
     st.info(f"Run {run.id} has no saved model ({run.state}).")
 else:
-    net = common.model(run)
+    net = cached.model(run)
     st.caption(f"{run.config.arch}: {models.parameter_count(net):,} parameters; "
                f"optimizer {run.config.optimizer}, {run.config.epochs} epochs, batch {run.config.batch_size}.")
     st.dataframe(pd.DataFrame(models.layer_table(net)), hide_index=True)

@@ -13,7 +13,7 @@ import app
 from kmnist import chatter, datasets, drawings, figures, finetune, jobs, runs, settings
 from kmnist.config import TrainConfig, recipe
 from kmnist.models import ARCHITECTURES
-from pages import common
+from pages import run_picker
 
 app.enter()  # inside app.py's frame, even on a first deep link
 
@@ -110,9 +110,9 @@ def finished(job: jobs.Job, allowed: bool) -> None:
         val = m.get("val_accuracy")
         cols[1].metric("Validation accuracy", f"{val:.2%}" if isinstance(val, (int, float)) else "—")
         cols[2].metric("Macro F1", f"{m['macro_f1']:.3f}")
-        cols[3].metric("Trained", common.progress(run) or "?")
+        cols[3].metric("Trained", run_picker.progress(run) or "?")
         cols[4].metric("Training time", figures.format_seconds(m.get("train_seconds", 0)))
-    common.activation(run, allowed, key="activate")
+    run_picker.activation(run, allowed, key="activate")
 
 
 def runs_section(allowed: bool) -> None:
@@ -122,8 +122,8 @@ def runs_section(allowed: bool) -> None:
     found = runs.list_runs()
     active = runs.active_run_id()
     st.dataframe(pd.DataFrame([{
-        "run": r.id, "state": r.state, "trained": common.progress(r), **{
-            f"{split} {name}": value for name, got in [common.scores(r)] for split, value in got.items()},
+        "run": r.id, "state": r.state, "trained": run_picker.progress(r), **{
+            f"{split} {name}": value for name, got in [run_picker.scores(r)] for split, value in got.items()},
         "active": r.id == active, "shipped": r.shipped} for r in found]), hide_index=True,
         column_config={c: st.column_config.NumberColumn(format="percent") for c in (
             "validation accuracy", "test accuracy", "validation balanced accuracy", "test balanced accuracy")})
@@ -132,11 +132,11 @@ def runs_section(allowed: bool) -> None:
         return
     ids = list(with_model)
     pick = st.selectbox("Run to use", ids, index=ids.index(active) if active in ids else 0, key="runs_pick",
-                        format_func=lambda i: common.run_label(with_model[i], active))
-    common.activation(with_model[pick], allowed, key="runs_activate")
+                        format_func=lambda i: run_picker.run_label(with_model[i], active))
+    run_picker.activation(with_model[pick], allowed, key="runs_activate")
     default = runs.shipped_default()
     if default is not None and default.id != pick:
-        common.activation(default, allowed, key="runs_default",
+        run_picker.activation(default, allowed, key="runs_default",
                           label=f"Back to the shipped default ({default.id})")
 
 

@@ -8,7 +8,7 @@ import streamlit as st
 import app
 from kmnist import evaluate, figures, runs
 from kmnist.evaluate import WEAK_F1, misclassified, top_confusions, weak_classes
-from pages import common
+from pages import cached, common, run_picker
 
 app.enter()  # inside app.py's frame, even on a first deep link
 
@@ -17,7 +17,7 @@ MAX_DETAILED = 12  # weak classes shown in detail; the table lists them all
 SHOWN = 5  # weakest classes shown on opening
 
 st.title("Weak classes")
-run = common.choose_run("weak_run")
+run = run_picker.choose_run("weak_run")
 rep = run.report
 if rep is None:
     common.stop(f"Run {run.id} has no test scores yet ({run.state}). Scores appear when its training completes.")
@@ -50,8 +50,8 @@ st.dataframe(table.style.format("{:.3f}", na_rep="—"))
 
 st.subheader("What they are mistaken for")
 name = run.config.dataset
-train_images = common.array(name, "train", "imgs")
-picks = common.samples(name, "train", len(run.classes), EXAMPLES) if train_images is not None else None
+train_images = cached.array(name, "train", "imgs")
+picks = cached.samples(name, "train", len(run.classes), EXAMPLES) if train_images is not None else None
 test = common.test_split(run)
 if train_images is None:
     st.info("Example training images need the training set. " + common.missing_note(name, "train"))

@@ -50,9 +50,3 @@ def test_mirrored_training_on_two_logical_cpus_matches_one_device(data_dir, tmp_
     for epoch, (a, b) in enumerate(zip(one["loss"], two["loss"])):
         assert abs(a - b) <= 0.1 * a, f"epoch {epoch + 1}: mirrored loss {b:.4f} vs one device {a:.4f}"
     assert two["loss"][-1] < two["loss"][0], f"mirrored training should reduce the loss: {two['loss']}"
-
-
-def test_unknown_strategy_is_refused():
-    from kmnist.train import strategy_for
-    with pytest.raises(ValueError, match="unknown strategy"):
-        strategy_for("parameter-server")

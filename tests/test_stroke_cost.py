@@ -18,7 +18,7 @@ import pytest
 import streamlit as st
 
 from kmnist import runs
-from pages import common
+from pages import cached
 from tests.test_app_pages import (APP, SEED_RUN, TIMEOUT, metric, no_data, open_page,  # noqa: F401 - fixtures
                                   seed_run)
 from tests.test_live import run_without_export
@@ -87,5 +87,5 @@ def test_a_loaded_model_is_frozen_out_of_collections_after_one_collection(seed_r
     assert metric(at, "Prediction").value in [c.char for c in seed_run.classes]
     assert gone() is None, "the cyclic garbage alive before loading was frozen instead of collected"
     assert gc.get_freeze_count() > 0, "nothing was frozen after the model loaded"
-    predictor = common.predictor(seed_run)  # the cached one the page used
+    predictor = cached.predictor(seed_run)  # the cached one the page used
     assert not any(o is predictor for o in gc.get_objects()), "the predictor is still walked by every collection"

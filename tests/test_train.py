@@ -52,6 +52,8 @@ def test_one_epoch_makes_a_complete_run_that_learns(data_dir, runs_dir):
                      export.EXPORT_FILE}, "no temporary file is left"
     assert run.path.parent == runs_dir
     assert run.state == "completed" and run.status["epoch"] == 1
+    assert run.status["eta_s"] == 0 and run.status["history"] == run.history, "the final status: nothing left"
+    assert run.status["metrics"] == {k: run.metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")}
     assert set(run.history) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
     m = run.metrics
     for key in ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "classes_present", "train_seconds",
