@@ -111,11 +111,6 @@ def new_characters(known: list[cls.ClassInfo], found: list[drawings.Drawing],
     return [c.char for c in cls.k49_classes() if c.char not in have and learn.get(c.char, 0) >= minimum]
 
 
-def grown_table(known: list[cls.ClassInfo], new: list[str]) -> list[cls.ClassInfo]:
-    """The base class table with the new characters appended (indices continue)."""
-    return list(known) + [cls.make_class(len(known) + i, ch) for i, ch in enumerate(new)]
-
-
 def imprint(model, arch: str, num_classes: int, reference: np.ndarray, images: np.ndarray, labels: np.ndarray):
     """A copy of `model` with `num_classes` outputs: the old output rows kept, each new row imprinted.
 
@@ -158,7 +153,7 @@ def finetune(base_id: str, drawings_name: str = drawings.NAME, epochs: int = 3, 
     if not base.has_model:
         raise FinetuneError(f"run {base_id!r} has no model to fine-tune ({base.state})")
     new = new_characters(base.classes, drawings.drawings(drawings_name, data_root))
-    table = grown_table(base.classes, new)
+    table = cls.extend(base.classes, new)
     mine = drawings.for_classes(table, drawings_name, data_root)
     held = mine.split == "test"
     if not (~held).any():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kmnist import datasets, drawings, runs
+from kmnist import classes as cls, datasets, drawings, runs
 from tests.test_app_pages import SEED_RUN, captions, metric, open_page, texts
 
 
@@ -153,3 +153,31 @@ def test_training_page_offers_a_finetune_with_the_drawings(seed, data, monkeypat
     assert "1 drawing" in texts(at.caption)
     next(b for b in at.button if b.label == "Fine-tune the active model").click().run()
     assert started == {"base": SEED_RUN, "name": drawings.NAME, "epochs": 3}
+
+
+def test_right_offers_all_49_and_saves_a_character_the_model_does_not_know(seed, data):
+    at = open_page(draw_injected_image=cross())
+    box = next(s for s in at.selectbox if s.label == "Right? This drawing shows")
+    assert len(box.options) == 49 and box.options[-1].endswith("· new"), box.options[-3:]
+    wi = next(i for i, label in enumerate(box.options) if label.startswith("ゐ "))
+    box.set_value(wi).run()
+    next(b for b in at.button if b.label == "Correct it: save as ゐ").click().run()
+    assert [d.char for d in drawings.drawings(root=data)] == ["ゐ"]
+    assert datasets.load_classes(drawings.NAME, data)[-1].char == "ゐ", "the drawings' class map grows"
+
+
+def test_trace_offers_hentaigana_for_a_character_without_training_images(seed, data):
+    from kmnist import glyphs
+    what, forms = glyphs.trace_forms("ゐ")
+    at = open_page(draw_injected_image=cross())
+    at.segmented_control(key="tutor_mode").set_value("Trace").run()
+    box = at.selectbox(key="trace_class")
+    assert len(box.options) == 49
+    at.selectbox(key="trace_class").set_value(10 + [c.char for c in cls.k49_classes() if c.char not in
+                                                    {x.char for x in seed.classes}].index("ゐ")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    if not len(forms):
+        assert "No forms of ゐ to trace here" in texts(at.info)
+        pytest.skip("no installed font carries ゐ (Debian: fonts-hanazono)")
+    at.slider(key="trace_form").set_value(len(forms)).run()
+    assert f"Forms of ゐ wi · 為, {what}; form {len(forms)}" in captions(at)
