@@ -181,3 +181,13 @@ def test_trace_offers_hentaigana_for_a_character_without_training_images(seed, d
         pytest.skip("no installed font carries ゐ (Debian: fonts-hanazono)")
     at.slider(key="trace_form").set_value(len(forms)).run()
     assert f"Forms of ゐ wi · 為, {what}; form {len(forms)}" in captions(at)
+
+
+def test_training_page_names_the_new_characters_a_finetune_will_teach(seed, data):
+    for i in range(6):  # 5 to learn from (the fifth is held out) and one more
+        drawings.save(np.eye(28, dtype=np.uint8) * 255, None, "ゐ", "お", SEED_RUN, seed.classes, root=data)
+    for i in range(2):
+        drawings.save(np.eye(28, dtype=np.uint8) * 255, None, "ゑ", "お", SEED_RUN, seed.classes, root=data)
+    at = open_page("pages/training.py")
+    assert "**New characters it will learn:** ゐ — " in texts(at.markdown)
+    assert "Too few drawings to learn from yet (a new character needs 5): ゑ 2." in texts(at.caption)
