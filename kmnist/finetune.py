@@ -207,3 +207,14 @@ def read_report(run: runs.Run) -> FinetuneReport | None:
     """The fine-tune report of a run, None for runs that were not fine-tuned (or are still training)."""
     data = files.read_json(run.path / FINETUNE_FILE)
     return FinetuneReport.from_json(data) if isinstance(data, dict) else None
+
+
+def new_character_scores(run: runs.Run) -> list[dict]:
+    """A grown run's new characters scored on their held-out drawings, as they have no test images: one row
+    each (class, character, romaji, 字母, held-out drawings, read right, recall); [] for other runs."""
+    rep = read_report(run)
+    if rep is None:
+        return []
+    return [{"class": n.index, "char": n.char, "romaji": cls.reading(n.char), "字母": cls.KANJI.get(n.char, ""),
+             "held-out drawings": n.held_out, "read right": n.read_right,
+             "recall": n.read_right / n.held_out if n.held_out else None} for n in rep.new]

@@ -191,3 +191,23 @@ def test_training_page_names_the_new_characters_a_finetune_will_teach(seed, data
     at = open_page("pages/training.py")
     assert "**New characters it will learn:** ゐ — " in texts(at.markdown)
     assert "Too few drawings to learn from yet (a new character needs 5): ゑ 2." in texts(at.caption)
+
+
+@pytest.mark.parametrize("page", ["pages/evaluation.py", "pages/weak_classes.py"])
+def test_new_characters_are_scored_on_held_out_drawings(page, runs_dir, data):
+    import shutil
+    from kmnist import files
+    from kmnist.finetune import FINETUNE_FILE
+    shutil.copytree(runs.SHIPPED / SEED_RUN, runs_dir / "grown")  # stands in for a grown run: only its report counts
+    files.write_json(runs_dir / "grown" / FINETUNE_FILE, {
+        "run": "grown", "base_run": SEED_RUN, "drawings": drawings.NAME, "train_drawings": 8, "held_out": 2,
+        "skipped": 0, "repeat": 50, "epochs": 3, "state": "completed",
+        "before": {"test_accuracy": 0.86, "drawings_accuracy": 0.0},
+        "after": {"test_accuracy": 0.86, "drawings_accuracy": 0.5},
+        "new": [{"char": "ゐ", "index": 10, "train_drawings": 8, "held_out": 2, "read_right": 1}]})
+    runs.set_active("grown")
+    at = open_page(page)
+    assert "Characters grown learned from your drawings" in texts(at.markdown)
+    table = next(d.value for d in at.dataframe if "read right" in d.value.columns)
+    assert table["char"].tolist() == ["ゐ"] and table["read right"].tolist() == [1]
+    assert table["recall"].tolist() == [0.5]
