@@ -302,16 +302,12 @@ with header:
                                     format_func=lambda i: table[i].label() + ("" if i < len(run.classes)
                                                                               else " · no training images"))
         want = table[chosen]
-        if found is not None and chosen < len(run.classes):
-            strip, what = found.of(chosen)[:SHOWN_FORMS], "most typical first"
-        else:  # no training images of it here: its Unicode hentaigana and modern kana, set in a font
+        strip, what = found.of(chosen)[:SHOWN_FORMS] if found is not None else [], "most typical first"
+        if not len(strip):  # no training images of it here: its Unicode hentaigana and modern kana, set in a font
             what, strip = glyphs.trace_forms(want.char)
         if not len(strip):
-            form_col.info(f"No forms of {want.char} to trace here: "
-                          + ("this run's training images are not here. " + common.missing_note(run.config.dataset,
-                                                                                               "train")
-                             if chosen < len(run.classes) else "no installed font carries it.")
-                          + " The Characters page shows how each of the 49 is written.")
+            form_col.info(f"No forms of {want.char} to trace here: no training images of it and no installed font "
+                          "that carries it. The Characters page shows how each of the 49 is written.")
         else:
             if st.session_state.get("trace_form", 1) > len(strip):  # another character with fewer forms
                 st.session_state["trace_form"] = 1
