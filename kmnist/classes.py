@@ -65,6 +65,17 @@ def k49_classes() -> list[ClassInfo]:
     return [make_class(i, c) for i, c in enumerate(ROMAJI)]
 
 
+def extend(known: list[ClassInfo], chars: list[str]) -> list[ClassInfo]:
+    """A class table with characters appended after its own, indices continuing (a grown run's table)."""
+    return list(known) + [make_class(len(known) + i, ch) for i, ch in enumerate(chars)]
+
+
+def with_all_49(known: list[ClassInfo]) -> list[ClassInfo]:
+    """A class table followed by every other Kuzushiji-49 character, in K49 order."""
+    have = {c.char for c in known}
+    return extend(known, [c.char for c in k49_classes() if c.char not in have])
+
+
 def digit_classes() -> list[ClassInfo]:
     """The ten MNIST digit classes."""
     return [make_class(i, str(i)) for i in range(10)]

@@ -111,11 +111,6 @@ def new_characters(known: list[cls.ClassInfo], found: list[drawings.Drawing],
     return [c.char for c in cls.k49_classes() if c.char not in have and learn.get(c.char, 0) >= minimum]
 
 
-def grown_table(known: list[cls.ClassInfo], new: list[str]) -> list[cls.ClassInfo]:
-    """The base class table with the new characters appended (indices continue)."""
-    return list(known) + [cls.make_class(len(known) + i, ch) for i, ch in enumerate(new)]
-
-
 def imprint(model, arch: str, num_classes: int, reference: np.ndarray, images: np.ndarray, labels: np.ndarray):
     """A copy of `model` with `num_classes` outputs: the old output rows kept, each new row imprinted.
 
@@ -158,7 +153,7 @@ def finetune(base_id: str, drawings_name: str = drawings.NAME, epochs: int = 3, 
     if not base.has_model:
         raise FinetuneError(f"run {base_id!r} has no model to fine-tune ({base.state})")
     new = new_characters(base.classes, drawings.drawings(drawings_name, data_root))
-    table = grown_table(base.classes, new)
+    table = cls.extend(base.classes, new)
     mine = drawings.for_classes(table, drawings_name, data_root)
     held = mine.split == "test"
     if not (~held).any():
@@ -212,3 +207,14 @@ def read_report(run: runs.Run) -> FinetuneReport | None:
     """The fine-tune report of a run, None for runs that were not fine-tuned (or are still training)."""
     data = files.read_json(run.path / FINETUNE_FILE)
     return FinetuneReport.from_json(data) if isinstance(data, dict) else None
+
+
+def new_character_scores(run: runs.Run) -> list[dict]:
+    """A grown run's new characters scored on their held-out drawings, as they have no test images: one row
+    each (class, character, romaji, 字母, held-out drawings, read right, recall); [] for other runs."""
+    rep = read_report(run)
+    if rep is None:
+        return []
+    return [{"class": n.index, "char": n.char, "romaji": cls.reading(n.char), "字母": cls.KANJI.get(n.char, ""),
+             "held-out drawings": n.held_out, "read right": n.read_right,
+             "recall": n.read_right / n.held_out if n.held_out else None} for n in rep.new]

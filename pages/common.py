@@ -70,3 +70,14 @@ def class_grid(images: np.ndarray, picks: list[np.ndarray], classes: list[ClassI
 # Session key under which the Draw page keeps its last prepared drawing (uint8 28x28, dataset style);
 # the Embedding page places it on the maps.
 LAST_DRAWING = "last_drawing"
+
+
+def new_character_scores(run: runs.Run) -> None:
+    """A grown run's new characters, scored on the held-out drawings (no test images exist of them)."""
+    from kmnist.finetune import new_character_scores as scores
+    rows = scores(run)
+    if rows:
+        st.markdown(f"**Characters {run.id} learned from your drawings** have no {run.config.dataset} test images: "
+                    "they are scored on the drawings held out of the fine-tune (every fifth one saved).")
+        st.dataframe(rows, hide_index=True,
+                     column_config={"recall": st.column_config.NumberColumn(format="%.3f")})

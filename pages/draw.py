@@ -16,7 +16,7 @@ from streamlit_drawable_canvas import st_canvas
 
 import app
 import kmnist_live
-from kmnist import drawings, figures, runs, settings, tutor
+from kmnist import classes, drawings, figures, glyphs, runs, settings, tutor
 from kmnist.classes import HENTAIGANA_NOTE
 from kmnist.predict import top_k
 from kmnist.preprocess import MAX_UPLOAD_BYTES, BadImageError, EmptyImageError, prepare
@@ -231,10 +231,13 @@ def right_or_not(run, drawn: tutor.Drawn, best) -> None:
         return
     box = st.empty()  # the saved note replaces the question at once, without another run
     ask, act = box.container().columns([3, 2], vertical_alignment="bottom")
-    truth = ask.selectbox("Right? This drawing shows", [c.index for c in run.classes], index=best.index,
-                          format_func=lambda i: run.classes[i].label(), key=f"truth-{drawn.key}",
-                          help="Pick the character you meant if the model got it wrong")
-    char = run.classes[truth].char
+    table = classes.with_all_49(run.classes)  # any of the 49 can be saved: 5 drawings teach a new one
+    truth = ask.selectbox("Right? This drawing shows", [c.index for c in table], index=best.index,
+                          format_func=lambda i: table[i].label() + ("" if i < len(run.classes) else " · new"),
+                          key=f"truth-{drawn.key}", help="Pick the character you meant if the model got it wrong. "
+                          "Characters marked new are not known to this model yet: with 5 drawings of one saved, "
+                          "a fine-tune on the Training page teaches it")
+    char = table[truth].char
     label = f"Yes, save as {char}" if truth == best.index else f"Correct it: save as {char}"
     if act.button(label, key=f"save-{drawn.key}", help=f"Adds the drawing to the {drawings.NAME} dataset in the "
                   "data dir, for the Dataset page and for fine-tuning on the Training page"):
@@ -283,18 +286,26 @@ target = None
 header = st.container()
 with header:
     if mode == "Trace":
-        if found is None:
-            st.info("Tracing needs forms to copy: this run has none shipped and its training images are not here. "
-                    + common.missing_note(run.config.dataset, "train"))
+        table = classes.with_all_49(run.classes)  # the model's characters, then the rest of the 49
+        pick_col, form_col = st.columns([1, 2])
+        chosen = pick_col.selectbox("Character to trace", [c.index for c in table], key="trace_class",
+                                    format_func=lambda i: table[i].label() + ("" if i < len(run.classes)
+                                                                              else " · no training images"))
+        want = table[chosen]
+        strip, what = found.of(chosen)[:SHOWN_FORMS] if found is not None else [], "most typical first"
+        if not len(strip):  # no training images of it here: its Unicode hentaigana and modern kana, set in a font
+            what, strip = glyphs.trace_forms(want.char)
+        if not len(strip):
+            form_col.info(f"No forms of {want.char} to trace here: no training images of it and no installed font "
+                          "that carries it. The Characters page shows how each of the 49 is written.")
         else:
-            pick_col, form_col = st.columns([1, 2])
-            chosen = pick_col.selectbox("Character to trace", [c.index for c in run.classes], key="trace_class",
-                                        format_func=lambda i: run.classes[i].label())
-            strip = found.of(chosen)[:SHOWN_FORMS]
-            which = pick_col.slider("Form", 1, len(strip), 1, key="trace_form", help="1 is the most typical")
+            if st.session_state.get("trace_form", 1) > len(strip):  # another character with fewer forms
+                st.session_state["trace_form"] = 1
+            which = (pick_col.slider("Form", 1, len(strip), 1, key="trace_form", help=f"Forms: {what}")
+                     if len(strip) > 1 else 1)
             with form_col:
-                common.show_strip(strip, f"Forms of {run.classes[chosen].label()}, most typical first; form {which} "
-                                  "lies faintly under the pen", factor=2)
+                common.show_strip(strip, f"Forms of {want.label()}, {what}; form {which} lies faintly under the "
+                                  "pen", factor=2)
             background = tutor.trace_background(strip[which - 1], CANVAS_PX)
     elif mode == "Practice":
         if st.session_state.get(TARGET) is None or st.session_state[TARGET] >= len(run.classes):

@@ -50,6 +50,7 @@ st.caption("One row per class; click a column header to sort.")
 table = pd.DataFrame([asdict(s) for s in rep.per_class]).rename(columns={"index": "class"})
 st.dataframe(table, hide_index=True, column_config={
     k: st.column_config.NumberColumn(format="%.3f") for k in ("precision", "recall", "f1")})
+common.new_character_scores(run)
 
 st.subheader("Confusion matrix")
 st.caption("Rows are true classes, columns predicted ones; green cells are correct, red cells mistakes. "

@@ -66,6 +66,16 @@ def finetune_form(allowed: bool, busy: jobs.Job | None) -> None:
                f"({drawings.NAME}). A fine-tune starts from {active.id}'s weights and trains a few epochs on its "
                "own training data plus your drawings (repeated, so they count), as a new run; it reports the test "
                "accuracy before and after, and the accuracy on the drawings held out (every fifth one).")
+    new = finetune.new_characters(active.classes, mine)
+    known = {c.char for c in active.classes}
+    waiting = {ch: n for ch, n in drawings.counts([d for d in mine if d.split == "train"]).items()
+               if ch not in known and ch not in new}
+    if new:
+        st.markdown(f"**New characters it will learn:** {' '.join(new)} — the new run's class table grows by "
+                    f"{len(new)}, after {active.id}'s {len(active.classes)} characters.")
+    if waiting:
+        st.caption(f"Too few drawings to learn from yet (a new character needs {finetune.MIN_DRAWINGS}): "
+                   + ", ".join(f"{ch} {n}" for ch, n in waiting.items()) + ".")
     epochs = st.number_input("Fine-tune epochs", 1, 20, 3, key="finetune_epochs", disabled=not allowed)
     why = "training is turned off here" if not allowed else f"run {busy.run_id} is still {busy.state}" if busy else ""
     if st.button("Fine-tune the active model", disabled=bool(why), help=f"Disabled: {why}" if why else None):

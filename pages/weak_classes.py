@@ -40,6 +40,7 @@ kanji = {c.index: c.kanji for c in run.classes}
 st.dataframe(pd.DataFrame([asdict(c) | {"字母": kanji[c.index]} for c in weak]).rename(columns={"index": "class"}),
              hide_index=True, column_order=["class", "char", "romaji", "字母", "precision", "recall", "f1", "support"],
              column_config={k: st.column_config.NumberColumn(format="%.3f") for k in ("precision", "recall", "f1")})
+common.new_character_scores(run)
 
 st.subheader("Every run on these classes")
 chars = [c.char for c in weak]

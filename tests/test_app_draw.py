@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kmnist import datasets, drawings, runs
+from kmnist import classes as cls, datasets, drawings, runs
 from tests.test_app_pages import SEED_RUN, captions, metric, open_page, texts
 
 
@@ -153,3 +153,61 @@ def test_training_page_offers_a_finetune_with_the_drawings(seed, data, monkeypat
     assert "1 drawing" in texts(at.caption)
     next(b for b in at.button if b.label == "Fine-tune the active model").click().run()
     assert started == {"base": SEED_RUN, "name": drawings.NAME, "epochs": 3}
+
+
+def test_right_offers_all_49_and_saves_a_character_the_model_does_not_know(seed, data):
+    at = open_page(draw_injected_image=cross())
+    box = next(s for s in at.selectbox if s.label == "Right? This drawing shows")
+    assert len(box.options) == 49 and box.options[-1].endswith("· new"), box.options[-3:]
+    wi = next(i for i, label in enumerate(box.options) if label.startswith("ゐ "))
+    box.set_value(wi).run()
+    next(b for b in at.button if b.label == "Correct it: save as ゐ").click().run()
+    assert [d.char for d in drawings.drawings(root=data)] == ["ゐ"]
+    assert datasets.load_classes(drawings.NAME, data)[-1].char == "ゐ", "the drawings' class map grows"
+
+
+def test_trace_offers_hentaigana_for_a_character_without_training_images(seed, data):
+    from kmnist import glyphs
+    what, forms = glyphs.trace_forms("ゐ")
+    at = open_page(draw_injected_image=cross())
+    at.segmented_control(key="tutor_mode").set_value("Trace").run()
+    box = at.selectbox(key="trace_class")
+    assert len(box.options) == 49
+    at.selectbox(key="trace_class").set_value(10 + [c.char for c in cls.k49_classes() if c.char not in
+                                                    {x.char for x in seed.classes}].index("ゐ")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    if not len(forms):
+        assert "No forms of ゐ to trace here" in texts(at.info)
+        pytest.skip("no installed font carries ゐ (Debian: fonts-hanazono)")
+    at.slider(key="trace_form").set_value(len(forms)).run()
+    assert f"Forms of ゐ wi · 為, {what}; form {len(forms)}" in captions(at)
+
+
+def test_training_page_names_the_new_characters_a_finetune_will_teach(seed, data):
+    for i in range(6):  # 5 to learn from (the fifth is held out) and one more
+        drawings.save(np.eye(28, dtype=np.uint8) * 255, None, "ゐ", "お", SEED_RUN, seed.classes, root=data)
+    for i in range(2):
+        drawings.save(np.eye(28, dtype=np.uint8) * 255, None, "ゑ", "お", SEED_RUN, seed.classes, root=data)
+    at = open_page("pages/training.py")
+    assert "**New characters it will learn:** ゐ — " in texts(at.markdown)
+    assert "Too few drawings to learn from yet (a new character needs 5): ゑ 2." in texts(at.caption)
+
+
+@pytest.mark.parametrize("page", ["pages/evaluation.py", "pages/weak_classes.py"])
+def test_new_characters_are_scored_on_held_out_drawings(page, runs_dir, data):
+    import shutil
+    from kmnist import files
+    from kmnist.finetune import FINETUNE_FILE
+    shutil.copytree(runs.SHIPPED / SEED_RUN, runs_dir / "grown")  # stands in for a grown run: only its report counts
+    files.write_json(runs_dir / "grown" / FINETUNE_FILE, {
+        "run": "grown", "base_run": SEED_RUN, "drawings": drawings.NAME, "train_drawings": 8, "held_out": 2,
+        "skipped": 0, "repeat": 50, "epochs": 3, "state": "completed",
+        "before": {"test_accuracy": 0.86, "drawings_accuracy": 0.0},
+        "after": {"test_accuracy": 0.86, "drawings_accuracy": 0.5},
+        "new": [{"char": "ゐ", "index": 10, "train_drawings": 8, "held_out": 2, "read_right": 1}]})
+    runs.set_active("grown")
+    at = open_page(page)
+    assert "Characters grown learned from your drawings" in texts(at.markdown)
+    table = next(d.value for d in at.dataframe if "read right" in d.value.columns)
+    assert table["char"].tolist() == ["ゐ"] and table["read right"].tolist() == [1]
+    assert table["recall"].tolist() == [0.5]

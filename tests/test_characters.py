@@ -69,3 +69,16 @@ def test_the_characters_page_shows_all_49_and_one_characters_variants(runs_dir, 
     at.selectbox(key="characters_pick").select("ゐ").run()
     assert 'data-variants="ゐ"' in at.html[0].value and "WI-5" in at.html[0].value
     assert at.query_params["char"] == "ゐ", "the URL names the character (a deep link)"
+
+
+def test_a_link_with_a_character_opens_its_variants(runs_dir, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+    monkeypatch.setenv("KMNIST_DATA_DIR", str(tmp_path / "data"))
+    runs.set_active("kmnist6k-seed")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    at.run()
+    at.query_params["char"] = "の"
+    at.switch_page("pages/characters.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="characters_pick").value == "の"
+    assert 'data-variants="の"' in at.html[0].value and "NO-5" in at.html[0].value
