@@ -398,7 +398,9 @@ def parser() -> argparse.ArgumentParser:
 
 def _uses_tensorflow(args) -> bool:
     """Whether the command loads a Keras model (embed only to map a run's features)."""
-    return args.command not in ("datasets", "download", "runs", "embed") or args.space == "features"
+    if args.command == "embed":
+        return args.space == "features"
+    return args.command not in ("datasets", "download", "runs")
 
 
 def main(argv: list[str] | None = None) -> int:
