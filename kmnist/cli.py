@@ -310,23 +310,6 @@ def cmd_embed(args) -> int:
     return 0
 
 
-def cmd_bench(args) -> int:
-    from kmnist import bench
-    opts = bench.BenchOptions(dataset=args.dataset, data_root=args.data_dir, quick=args.quick,
-                              imbalance=not args.no_imbalance, k49_cost=not args.no_k49_cost,
-                              epochs=args.epochs or 0)
-    if args.arch:
-        opts.archs = tuple(args.arch)
-    results = bench.run_bench(opts, log=bench.log_stderr)
-    bench.write(results, Path(args.out), Path(args.markdown) if args.markdown else None)
-    if args.json:
-        _print_json(results)
-    else:
-        print(bench.markdown(results))
-        print(f"results in {args.out}" + (f", tables in {args.markdown}" if args.markdown else ""))
-    return 0
-
-
 def parser() -> argparse.ArgumentParser:
     from kmnist.config import PRESETS
     from kmnist.models import ARCHITECTURES
@@ -401,20 +384,6 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("images", nargs="+", help="image files: dataset-style (light on dark) or drawings")
     s.add_argument("--run", help="run id (default: the active model)")
     json_flag(s)
-    s = add("bench", cmd_bench, "train and measure architectures side by side; write results JSON and "
-            "markdown tables")
-    s.add_argument("--dataset", default="kmnist6k")
-    s.add_argument("--arch", action="append", choices=list(ARCHITECTURES),
-                   help="architecture to include, repeatable; the last is the one the studies use "
-                        "(default: seed and the flagship)")
-    s.add_argument("--quick", action="store_true", help="smoke mode: 1 epoch on a few hundred images (seconds)")
-    s.add_argument("--epochs", type=int, help="epochs for every architecture (default: each preset's own)")
-    s.add_argument("--no-imbalance", action="store_true", help="skip the class-imbalance study")
-    s.add_argument("--no-k49-cost", action="store_true", help="skip the K49 epoch-cost estimate")
-    s.add_argument("--out", default="benchmarks/results.json", help="results JSON (default: %(default)s)")
-    s.add_argument("--markdown", default="BENCHMARKS.md",
-                   help="markdown file whose bench section is rewritten; '' for none (default: %(default)s)")
-    data_dir(s), json_flag(s)
     s = add("export", cmd_export, "export a run's model to model.onnx (checked against Keras) for the browser")
     s.add_argument("--run", help="run id (default: the active model)")
     json_flag(s)
@@ -442,7 +411,9 @@ def parser() -> argparse.ArgumentParser:
 
 def _uses_tensorflow(args) -> bool:
     """Whether the command loads a Keras model (embed only to map a run's features)."""
-    return args.command not in ("datasets", "download", "runs", "embed") or getattr(args, "space", None) == "features"
+    if args.command == "embed":
+        return args.space == "features"
+    return args.command not in ("datasets", "download", "runs")
 
 
 def main(argv: list[str] | None = None) -> int:

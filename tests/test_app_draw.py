@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 
 from kmnist import classes as cls, datasets, drawings, runs
-from tests.test_app_pages import SEED_RUN, captions, metric, open_page, texts
+from tests.apptest import captions, metric, open_page, texts
+from tests.conftest import SEED_RUN
 
 
 @pytest.fixture
@@ -134,7 +135,7 @@ def test_dataset_page_lists_counts_and_deletes_drawings(seed, data):
     table = seed.classes
     kept = [drawings.save(np.eye(28, dtype=np.uint8) * 255, None, table[i % 2].char, "お", SEED_RUN, table,
                           root=data) for i in range(3)]
-    at = open_page("pages/dataset.py")
+    at = open_page("dataset")
     assert not at.exception, [e.value for e in at.exception]
     assert f"{table[0].char} 2" in texts(at.caption) and f"{table[1].char} 1" in texts(at.caption)
     at.selectbox(key="drawing_pick").set_value(kept[1].id).run()
@@ -149,7 +150,7 @@ def test_training_page_offers_a_finetune_with_the_drawings(seed, data, monkeypat
     started = {}
     monkeypatch.setattr(jobs, "start_finetune", lambda base, name, epochs, data_root=None: started.update(
         base=base, name=name, epochs=epochs) or "ft-run")
-    at = open_page("pages/training.py")
+    at = open_page("training")
     assert "1 drawing" in texts(at.caption)
     next(b for b in at.button if b.label == "Fine-tune the active model").click().run()
     assert started == {"base": SEED_RUN, "name": drawings.NAME, "epochs": 3}

@@ -5,32 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from kmnist import files, runs
-
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
-TIMEOUT = 120  # seconds per script run: TensorFlow loads on the first one, on a busy 2-core machine
-SEED_RUN = "kmnist6k-seed"  # shipped, test accuracy 86.1%, lower than the shipped default's
-
-
-@pytest.fixture
-def no_data(tmp_path, monkeypatch) -> Path:
-    monkeypatch.setenv("KMNIST_DATA_DIR", str(tmp_path / "no-data"))
-    return tmp_path / "no-data"
-
-
-def open_page(page: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.run()
-    at.switch_page(f"pages/{page}.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
+from tests.apptest import open_page, texts
+from tests.conftest import SEED_RUN
 
 
 def button(at: AppTest, key: str):

@@ -11,60 +11,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from streamlit.testing.v1 import AppTest
 
 from kmnist import datasets, files, runs
+from tests.apptest import captions, metric, open_page, texts
+from tests.conftest import SEED_RUN
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
-SEED_RUN = "kmnist6k-seed"
-TIMEOUT = 90  # seconds; the first run in a process imports TensorFlow and loads the model
 HINT = "Draw a character on the canvas"
-
-
-@pytest.fixture
-def no_data(tmp_path, monkeypatch) -> Path:
-    empty = tmp_path / "empty-data"
-    empty.mkdir()
-    monkeypatch.setenv("KMNIST_DATA_DIR", str(empty))
-    return empty
 
 
 @pytest.fixture
 def real_data(shared_data, monkeypatch) -> Path:
     monkeypatch.setenv("KMNIST_DATA_DIR", str(shared_data))
     return shared_data
-
-
-@pytest.fixture
-def seed_run(runs_dir) -> runs.Run:
-    return runs.set_active(SEED_RUN)
-
-
-def open_page(page: str | None = None, **state) -> AppTest:
-    """Run the app, optionally switch to a page file, with session state set before the runs."""
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    for key, value in state.items():
-        at.session_state[key] = value
-    at.run()
-    if page:
-        at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
-
-
-def captions(at: AppTest) -> str:
-    """The captions under every image."""
-    return "\n".join(c for i in at.image for c in i.captions)
-
-
-def metric(at: AppTest, label: str):
-    found = [m for m in at.metric if m.label == label]
-    assert found, f"no {label!r} metric; metrics: {[m.label for m in at.metric]}"
-    return found[0]
 
 
 # Draw
@@ -131,7 +89,7 @@ def test_draw_upload_of_a_picture_predicts(seed_run, no_data):
 
 
 def test_dataset_without_data_says_how_to_get_it(no_data):
-    at = open_page("pages/dataset.py")
+    at = open_page("dataset")
     info = texts(at.info)
     assert "No dataset is in" in info and "KMNIST_DATA_DIR" in info
     labels = [b.label for b in at.button]
@@ -143,14 +101,14 @@ def test_dataset_download_failure_is_a_clear_message(no_data, monkeypatch):
         progress(f"{name}-train-labels.npz", 0, 100)
         raise datasets.DataMissingError("Download failed: cannot reach codh.rois.ac.jp")
     monkeypatch.setattr(datasets, "download", offline)
-    at = open_page("pages/dataset.py")
+    at = open_page("dataset")
     next(b for b in at.button if "(k49)" in b.label).click().run()
     assert not at.exception
     assert "cannot reach codh.rois.ac.jp" in texts(at.error)
 
 
 def test_dataset_opens_on_images_and_counts_k49_from_labels(real_data):
-    at = open_page("pages/dataset.py")
+    at = open_page("dataset")
     assert at.selectbox(key="dataset_name").value == "kmnist", "the first dataset whose images are here"
     assert at.radio(key="dataset_split").value == "test", "kmnist has only its test images here"
     table = at.dataframe[0].value
@@ -171,7 +129,7 @@ def test_dataset_opens_on_images_and_counts_k49_from_labels(real_data):
 
 
 def test_evaluation_scores_matrix_and_cell_images(seed_run, real_data):
-    at = open_page("pages/evaluation.py")
+    at = open_page("evaluation")
     assert metric(at, "Accuracy").value == f"{seed_run.metrics['accuracy']:.2%}"
     for label in ("Balanced accuracy", "Macro F1"):
         metric(at, label)
@@ -190,14 +148,14 @@ def test_evaluation_scores_matrix_and_cell_images(seed_run, real_data):
 
 
 def test_evaluation_without_data_keeps_scores_and_explains_images(seed_run, no_data):
-    at = open_page("pages/evaluation.py")
+    at = open_page("evaluation")
     metric(at, "Accuracy")
     assert "need the test set" in texts(at.info)
     assert not at.image
 
 
 def test_evaluation_normalised_matrix(seed_run, no_data):
-    at = open_page("pages/evaluation.py")
+    at = open_page("evaluation")
     at.toggle(key="eval_normalise").set_value(True).run()
     assert not at.exception
     assert at.get("plotly_chart")
@@ -207,7 +165,7 @@ def test_evaluation_normalised_matrix(seed_run, no_data):
 
 
 def test_weak_classes_open_on_the_weakest_of_the_seed_model(seed_run, real_data):
-    at = open_page("pages/weak_classes.py")
+    at = open_page("weak_classes")
     weak_table = at.dataframe[0].value
     f1 = sorted(c.f1 for c in seed_run.report.per_class)
     assert list(weak_table["f1"]) == pytest.approx(f1[:5]), "opens on the 5 lowest F1, weakest first"
@@ -220,7 +178,7 @@ def test_weak_classes_open_on_the_weakest_of_the_seed_model(seed_run, real_data)
 
 
 def test_weak_classes_filters(seed_run, no_data):
-    at = open_page("pages/weak_classes.py")
+    at = open_page("weak_classes")
     at.number_input(key="weak_threshold").set_value(0.0).run()
     assert "No class of" in texts(at.info)
     at.number_input(key="weak_threshold").set_value(1.0).run()
@@ -248,8 +206,7 @@ def fake_k49_run(runs_dir: Path, run_id: str = "k49-fake") -> runs.Run:
 
 def test_pages_handle_a_49_class_run_without_model_or_images(seed_run, runs_dir, real_data):
     run = fake_k49_run(runs_dir)
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
-    at.switch_page("pages/evaluation.py").run()
+    at = open_page("evaluation")
     at.selectbox(key="eval_run").select(run.id).run()
     assert not at.exception, [e.value for e in at.exception]
     assert len(at.dataframe[0].value) == 49

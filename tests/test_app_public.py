@@ -11,9 +11,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from kmnist import runs
-
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
-TIMEOUT = 120  # seconds per script run: TensorFlow loads on the first one, on a busy 2-core machine
+from tests.apptest import open_page, texts
 
 
 @pytest.fixture(autouse=True)
@@ -32,13 +30,10 @@ def data(tmp_path, monkeypatch, shared_data) -> Path:
     return shared_data
 
 
-def open_page(page: str, public: bool, monkeypatch) -> AppTest:
+def visit(page: str, public: bool, monkeypatch) -> AppTest:
+    """The page as served with public mode on or off."""
     monkeypatch.setenv("KMNIST_PUBLIC", "1" if public else "0")
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.run()
-    at.switch_page(f"pages/{page}.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_page(page)
 
 
 def enabled(at: AppTest) -> set[str]:
@@ -46,13 +41,9 @@ def enabled(at: AppTest) -> set[str]:
     return {b.label for b in at.button if not b.disabled}
 
 
-def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
-
-
 def test_dataset_offers_no_downloads(data, monkeypatch):
-    assert any(label.startswith("Download") for label in enabled(open_page("dataset", False, monkeypatch)))
-    at = open_page("dataset", True, monkeypatch)
+    assert any(label.startswith("Download") for label in enabled(visit("dataset", False, monkeypatch)))
+    at = visit("dataset", True, monkeypatch)
     assert not any(label.startswith("Download") for label in {b.label for b in at.button}), "download buttons"
     assert "Downloads are turned off on this public site" in texts(at.info)
 
@@ -61,30 +52,30 @@ def test_embedding_computes_no_maps(data, monkeypatch, runs_dir):
     # A copy of a shipped run under a new id: a model whose features map is not stored anywhere.
     shutil.copytree(runs.get_run("kmnist6k-seed").path, runs_dir / "unmapped")
     runs.set_active("unmapped")
-    at = open_page("embedding", False, monkeypatch)
+    at = visit("embedding", False, monkeypatch)
     at.radio(key="embed-space").set_value("features").run()
     assert "Compute this map" in enabled(at)
-    at = open_page("embedding", True, monkeypatch)
+    at = visit("embedding", True, monkeypatch)
     at.radio(key="embed-space").set_value("features").run()
     assert not at.exception and "Compute this map" not in {b.label for b in at.button}
     assert "computing maps is turned off here" in texts(at.info)
 
 
 def test_evaluation_activates_nothing(data, monkeypatch):
-    at = open_page("evaluation", False, monkeypatch)
+    at = visit("evaluation", False, monkeypatch)
     at.selectbox(key="eval_run").select("kmnist6k-seed").run()
     assert "Make this the active model" in enabled(at)
-    at = open_page("evaluation", True, monkeypatch)
+    at = visit("evaluation", True, monkeypatch)
     at.selectbox(key="eval_run").select("kmnist6k-seed").run()
     assert "Make this the active model" not in enabled(at)
 
 
 def test_training_starts_cancels_and_activates_nothing(data, monkeypatch):
     writes = {"Start training", "Make this the active model"}
-    at = open_page("training", False, monkeypatch)
+    at = visit("training", False, monkeypatch)
     at.selectbox(key="runs_pick").select("kmnist6k-seed").run()
     assert writes <= enabled(at)
-    at = open_page("training", True, monkeypatch)
+    at = visit("training", True, monkeypatch)
     at.selectbox(key="runs_pick").select("kmnist6k-seed").run()
     assert not enabled(at) & writes, enabled(at)
     assert not any(b.label.startswith("Back to the shipped default") and not b.disabled for b in at.button)
@@ -93,12 +84,12 @@ def test_training_starts_cancels_and_activates_nothing(data, monkeypatch):
 
 @pytest.mark.parametrize("page", ["draw", "weak_classes"])
 def test_read_only_pages_have_no_write_controls(page, data, monkeypatch):
-    at = open_page(page, True, monkeypatch)
+    at = visit(page, True, monkeypatch)
     assert enabled(at) <= {"Clear"}, f"only the canvas' Clear may be pressed: {enabled(at)}"
 
 
 def test_public_mode_hides_exception_details(data, monkeypatch):
-    open_page("draw", False, monkeypatch)
+    visit("draw", False, monkeypatch)
     assert st.get_option("client.showErrorDetails") != "none"
-    open_page("draw", True, monkeypatch)
+    visit("draw", True, monkeypatch)
     assert st.get_option("client.showErrorDetails") == "none"

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,27 +12,13 @@ from streamlit.testing.v1 import AppTest
 from kmnist import embed, files, jobs, runs
 from kmnist.config import TrainConfig, recipe
 from kmnist.train import train
-
-APP = Path(__file__).resolve().parent.parent / "app.py"
-TIMEOUT = 120  # seconds per script run: TensorFlow loads on the first one, on a busy 2-core machine
+from tests.apptest import open_page, texts
 
 
 @pytest.fixture
 def cache_dir(tmp_path, monkeypatch):
     """A private map cache, so only the shipped maps and what a test computes are found."""
     monkeypatch.setenv("KMNIST_CACHE_DIR", str(tmp_path / "cache"))
-
-
-def open_page(page: str) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
-    at.run()
-    at.switch_page(f"pages/{page}.py").run()
-    assert not at.exception, at.exception
-    return at
-
-
-def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
 
 
 def charts(at: AppTest) -> list[list[str]]:

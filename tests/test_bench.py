@@ -1,4 +1,4 @@
-"""`bench`: the side-by-side measurement command, its imbalance study and its markdown output."""
+"""benchmarks/bench.py: the side-by-side measurement, its imbalance study and its markdown output."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from kmnist import bench, cli, datasets
+from benchmarks import bench
+from kmnist import datasets
 
 
 def test_imbalanced_copy_keeps_all_of_some_classes_and_a_tenth_of_others(data_dir):
@@ -38,7 +39,7 @@ def test_markdown_section_is_replaced_and_the_rest_kept(tmp_path):
 @pytest.mark.slow
 def test_quick_bench_measures_both_models_and_the_studies(data_dir, tmp_path, capsys):
     out, md = tmp_path / "results.json", tmp_path / "BENCH.md"
-    code = cli.main(["bench", "--quick", "--dataset", "tiny10", "--data-dir", str(data_dir),
+    code = bench.main(["--quick", "--dataset", "tiny10", "--data-dir", str(data_dir),
                      "--out", str(out), "--markdown", str(md)])
     assert code == 0
     results = json.loads(out.read_text())

@@ -6,15 +6,14 @@ import time
 from urllib.parse import urlparse
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 import kmnist_live
 from kmnist import export, runs
-from tests.test_app_pages import APP, TIMEOUT, open_page
+from tests.apptest import open_page
+from tests.conftest import SEED_RUN
 from tests.test_browser import (ARTIFACTS, app_url, browser, page, pick_drawable_test_image,  # noqa: F401 - fixtures
                                 wait_idle)
 
-SEED_RUN = "kmnist6k-seed"
 LIVE, SERVER = "Live (in your browser)", "Server"
 
 
@@ -48,9 +47,7 @@ def test_draw_defaults_to_live_when_the_run_has_an_export(runs_dir):
 
 def test_draw_falls_back_to_the_server_without_an_export(runs_dir):
     run_without_export(runs_dir)
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
+    at = open_page()
     mode = at.radio(key="draw_mode")
     assert mode.value == SERVER and mode.disabled, "a run without model.onnx must use the server path"
     assert at.file_uploader(key="upload") is not None

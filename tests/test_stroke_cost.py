@@ -19,8 +19,8 @@ import streamlit as st
 
 from kmnist import runs
 from pages import cached
-from tests.test_app_pages import (APP, SEED_RUN, TIMEOUT, metric, no_data, open_page,  # noqa: F401 - fixtures
-                                  seed_run)
+from tests.apptest import APP, TIMEOUT, metric, open_page
+from tests.conftest import SEED_RUN
 from tests.test_live import run_without_export
 from tests.test_app_draw import cross
 

@@ -1,4 +1,7 @@
-"""`python -m kmnist bench`: train and measure architectures side by side on one dataset and one machine.
+"""Train and measure architectures side by side on one dataset and one machine; writes benchmarks/bench.json
+and the bench section of BENCHMARKS.md.
+
+    python benchmarks/bench.py --data-dir ../shared/data [--quick] [--epochs N] [--arch A ...]
 
 Every architecture trains with its own preset on the same data, then is measured the same way: test
 scores, training time and speed, single-image latency, batch throughput, size and peak memory. The
@@ -10,6 +13,8 @@ training set, and the cost of a K49 epoch extrapolated from timed steps on a gen
 """
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import platform
 import resource
@@ -25,8 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
-from kmnist import datasets, files
-from kmnist.config import PRESETS, TrainConfig, preset, recipe
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from kmnist import KmnistError, chatter, datasets, files  # noqa: E402
+from kmnist.config import ARCHS, PRESETS, TrainConfig, preset, recipe  # noqa: E402
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's info and warnings off the terminal; errors stay
 
 K49_TRAIN_IMAGES = 232_365  # size of the official K49 training set
 QUICK_LIMIT = 300  # training images per run in --quick mode
@@ -372,7 +382,7 @@ def markdown(results: dict) -> str:
 
 
 def write(results: dict, json_path: Path, markdown_path: Path | None) -> None:
-    """Save results.json; put the tables between the bench markers of the markdown file (or append)."""
+    """Save the results JSON; put the tables between the bench markers of the markdown file (or append)."""
     json_path.parent.mkdir(parents=True, exist_ok=True)
     files.write_json(json_path, results)
     if markdown_path is None:
@@ -389,3 +399,43 @@ def write(results: dict, json_path: Path, markdown_path: Path | None) -> None:
 
 def log_stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Train and measure architectures side by side; write results JSON and "
+                                "the markdown tables.")
+    p.add_argument("--dataset", default="kmnist6k")
+    p.add_argument("--data-dir", help="data dir (default: $KMNIST_DATA_DIR, else the per-user cache)")
+    p.add_argument("--arch", action="append", choices=ARCHS,
+                   help="architecture to include, repeatable; the last is the one the studies use "
+                        "(default: seed and the flagship)")
+    p.add_argument("--quick", action="store_true", help="smoke mode: 1 epoch on a few hundred images (seconds)")
+    p.add_argument("--epochs", type=int, help="epochs for every architecture (default: each preset's own)")
+    p.add_argument("--no-imbalance", action="store_true", help="skip the class-imbalance study")
+    p.add_argument("--no-k49-cost", action="store_true", help="skip the K49 epoch-cost estimate")
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "bench.json"), help="results JSON (default: %(default)s)")
+    p.add_argument("--markdown", default=str(ROOT / "BENCHMARKS.md"),
+                   help="markdown file whose bench section is rewritten; '' for none (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON instead of the tables")
+    args = p.parse_args(argv)
+    opts = BenchOptions(dataset=args.dataset, data_root=args.data_dir, quick=args.quick,
+                        imbalance=not args.no_imbalance, k49_cost=not args.no_k49_cost, epochs=args.epochs or 0)
+    if args.arch:
+        opts.archs = tuple(args.arch)
+    try:
+        chatter.load_tensorflow()  # its GPU probing would otherwise start the output
+        results = run_bench(opts, log=log_stderr)
+    except KmnistError as e:  # a missing dataset, say: one line, as the CLI says it
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    write(results, Path(args.out), Path(args.markdown) if args.markdown else None)
+    if args.json:
+        print(json.dumps(results, ensure_ascii=False, indent=1))
+    else:
+        print(markdown(results))
+        print(f"results in {args.out}" + (f", tables in {args.markdown}" if args.markdown else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
