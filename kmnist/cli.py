@@ -85,7 +85,14 @@ def cmd_train(args) -> int:
     except ValueError as e:  # the config checks its own fields: a bad option, not a bug
         raise UsageError(str(e)) from None
     callbacks = [] if args.json else [_ProgressPrinter()]
-    run = train(config, run_id=args.run_id, data_root=args.data_dir, callbacks=callbacks)
+    run = train(config, run_id=args.run_id, data_root=args.data_dir, callbacks=callbacks, resume=args.resume)
+    if not isinstance(run, runs.Run):  # a multi-worker cluster's worker other than the chief: no run of its own
+        if args.json:
+            _print_json(run.to_json())
+        else:
+            print(f"worker {run.worker} of {run.workers} {run.state} after {run.epochs_done} epochs; the chief "
+                  f"(worker 0) writes run {run.run_id}")
+        return 0 if run.state == "completed" else 3
     m = run.metrics
     summary = {"run": run.id, "state": m["state"], "accuracy": m["accuracy"],
                "balanced_accuracy": m["balanced_accuracy"], "macro_f1": m["macro_f1"],
@@ -348,6 +355,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--strategy", choices=["default", "mirrored", "multi-worker"],
                    help="tf.distribute strategy (multi-worker reads TF_CONFIG)")
     s.add_argument("--run-id", help="name for the run directory (default: dataset-arch-time)")
+    s.add_argument("--resume", action="store_true", help="multi-worker: continue run --run-id from its last "
+                   "completed epoch (every worker restarted with the same command and --resume)")
     data_dir(s), json_flag(s)
     s = add("finetune", cmd_finetune, "fine-tune a run with your own drawings (a dataset folder such as "
             "my-drawings): a new run, scored before and after")

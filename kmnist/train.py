@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import signal
+import tempfile
 import threading
 import time
 import traceback
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from kmnist import classes as cls, files
-from kmnist import datasets, runs
+from kmnist import datasets, distributed, runs
 from kmnist.config import TrainConfig
 from kmnist.evaluate import VALIDATION_KEYS, report, validation_scores
 from kmnist.export import export_or_record
@@ -56,11 +57,16 @@ def strategy_for(name: str):
         # device instead, so a CPU split into logical devices (as the tests do) really runs replicas.
         cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(None if tf.config.list_logical_devices("GPU") else cpus)
-    return tf.distribute.MultiWorkerMirroredStrategy()  # "multi-worker": TrainConfig allows no other name
+    from kmnist import distributed  # "multi-worker": TrainConfig allows no other name
+    return distributed.strategy()
 
 
-def make_pipeline(images, labels, num_classes, config: TrainConfig, training: bool, weights=None):
+def make_pipeline(images, labels, num_classes, config: TrainConfig, training: bool, weights=None,
+                  part: tuple[int, int] = (0, 1)):
     """A tf.data pipeline of (image, one-hot[, weight]) batches; augmentation only when training.
+
+    `part` (k, n): worker k of n gathers and warps only its slice of every batch (the order is the same on
+    every worker, so the n slices make up the batch one machine would take), with warp seeds of its own.
 
     The same `config.seed` gives the same batches, epoch after epoch: each epoch's order is a seeded
     reshuffle of image positions, and each batch's warp draws from its own stateless seed, taken from a
@@ -77,11 +83,16 @@ def make_pipeline(images, labels, num_classes, config: TrainConfig, training: bo
     if training:
         ds = ds.shuffle(len(images), seed=config.seed, reshuffle_each_iteration=True)
     ds = ds.batch(config.batch_size)
+    k, n = part
+    if n > 1:
+        ds = ds.map(lambda at: at[tf.size(at) * k // n: tf.size(at) * (k + 1) // n])
     if training and (config.augment > 0 or config.cutmix > 0):
         warp = augmenter(config.augment, config.elastic) if config.augment > 0 else None
         mix = cutmixer(config.cutmix) if config.cutmix > 0 else None
 
         def augment(at, seed):
+            if n > 1:
+                seed = tf.random.experimental.stateless_fold_in(seed, k)
             images, onehots = tf.gather(x, at), tf.gather(parts[0], at)
             if warp is not None:
                 images = warp(images, seed)
@@ -175,16 +186,32 @@ class Prepared:
 
 def train(config: TrainConfig, dataset: datasets.Dataset | None = None, callbacks: Sequence = (),
           runs_root: Path | None = None, data_root: Path | None = None, run_id: str | None = None,
-          verbose: int = 0, start_from=None, extra: tuple[np.ndarray, np.ndarray] | None = None) -> runs.Run:
+          verbose: int = 0, start_from=None, extra: tuple[np.ndarray, np.ndarray] | None = None,
+          resume: bool = False) -> runs.Run | distributed.Part:
     """Train a model as `config` says and leave a complete run directory, also when cancelled or failed.
 
     Fine-tuning (kmnist.finetune) passes `start_from`, a model whose weights training starts from, and
     `extra`, (images, labels) added to the training split only, after validation is carved out.
+    With `--strategy multi-worker` only the chief (worker 0) writes the run; another worker trains in a
+    scratch directory it deletes, and returns its `distributed.Part`. `resume` continues the multi-worker run
+    `run_id` from its last completed epoch.
     """
+    where = distributed.worker() if config.strategy == "multi-worker" else None  # TF_CONFIG checked first
     if dataset is None:  # before the run dir exists: missing data is a message, not a failed run
         dataset = datasets.load(config.dataset, data_root)
+    if where:
+        distributed.strategy()  # the cluster forms (or this worker gives up) before there is a run
+    if resume and (where is None or not run_id):
+        raise distributed.ClusterError("--resume continues a multi-worker run: it needs --strategy multi-worker "
+                                       "and --run-id naming the run")
     run_id = runs.validate_run_id(run_id or runs.new_run_id(config))
-    run_dir = runs.create_run_dir(run_id, runs_root)
+    scratch = tempfile.TemporaryDirectory(prefix=f"kmnist-worker{where.task}-") if where and not where.chief else None
+    if scratch:  # not a run: deleted when this worker ends
+        run_dir = runs.create_run_dir(run_id, Path(scratch.name))
+    elif resume:
+        run_dir = distributed.reopen(run_id, config.replace(dataset=dataset.name), runs_root)
+    else:
+        run_dir = runs.create_run_dir(run_id, runs_root)
     started = time.time()
     stop = threading.Event()
     status = {"state": "starting", "started": now(), "updated": now(), **runs.heartbeat()}
@@ -192,7 +219,10 @@ def train(config: TrainConfig, dataset: datasets.Dataset | None = None, callback
     restore = _install_signal_handlers(stop)
     try:
         data = prepare(config, dataset, run_dir, extra)
-        model, progress, train_seconds = fit(data, run_dir, started, stop, callbacks, verbose, start_from)
+        model, progress, train_seconds = fit(data, run_dir, started, stop, callbacks, verbose, start_from, resume)
+        if scratch:  # the chief saves and scores the run
+            return distributed.Part(where.task, where.workers, run_id, "cancelled" if stop.is_set() else "completed",
+                                    progress.epochs_done, distributed.digest(model))
         saved = save(run_dir, model, data, progress.history)  # scored as saved: plain layers, float32
         score(run_dir, saved, data, progress, "cancelled" if stop.is_set() else "completed", train_seconds, started)
         return runs.Run(run_id, run_dir)
@@ -206,6 +236,8 @@ def train(config: TrainConfig, dataset: datasets.Dataset | None = None, callback
         raise
     finally:
         restore()
+        if scratch:
+            scratch.cleanup()
 
 
 def prepare(config: TrainConfig, dataset: datasets.Dataset, run_dir: Path,
@@ -231,18 +263,26 @@ def prepare(config: TrainConfig, dataset: datasets.Dataset, run_dir: Path,
 
 
 def fit(data: Prepared, run_dir: Path, started: float, stop: threading.Event, callbacks: Sequence = (),
-        verbose: int = 0, start_from=None):
+        verbose: int = 0, start_from=None, resume: bool = False):
     """Build and fit the model (from `start_from`'s weights when given); returns it, its progress (history, epochs
     and batches done) and the fit's seconds."""
     import keras
     from kmnist import models
     config, num_classes = data.config, len(data.classes)
+    strategy = strategy_for(config.strategy)  # first: a multi-worker strategy must precede any TensorFlow op
     keras.utils.set_random_seed(config.seed)
-    with strategy_for(config.strategy).scope():
+    with strategy.scope():
         model = models.build(config.arch, num_classes)
         if start_from is not None:
             model.set_weights(start_from.get_weights())
         model = models.compile_model(model, config, data.steps)
+    if config.strategy == "multi-worker":  # Keras' fit fails there: our loop, the same callbacks
+        where = distributed.worker()
+        steps = distributed.batches(len(data.train.labels), config.batch_size, where.workers)
+        follow = _make_callbacks(run_dir, config, steps, started, stop)
+        seconds = distributed.fit(model, strategy, data, where, run_dir, follow, callbacks, stop, resume,
+                                  make_pipeline)
+        return model, follow, seconds
     follow = _make_callbacks(run_dir, config, data.steps, started, stop)
     fit_start = time.time()
     model.fit(make_pipeline(data.train.images, data.train.labels, num_classes, config, True, data.weights),
