@@ -25,6 +25,7 @@ from kmnist.predict import Guess
 CONFUSION_PX = 640  # height of the confusion-matrix figure; markers are sized to fill its cells
 MARK_PX = 30  # size of a star on a map: ten times a map point, readable over a dense cluster
 MARGIN = dict(l=10, r=10, t=40, b=10)
+THRESHOLD_RED = "#e45756"  # the dashed threshold line of F1 charts
 
 
 def class_counts(counts: np.ndarray, classes: Sequence[ClassInfo], title: str) -> go.Figure:
@@ -194,19 +195,32 @@ def history(hist: Mapping[str, Sequence[float]]) -> go.Figure:
     return fig
 
 
-def run_colour(run_id: str) -> str:
-    """A colour that stays with a run however many runs there are: picked by a stable hash of its id."""
-    return qualitative.Dark24[zlib.crc32(run_id.encode()) % len(qualitative.Dark24)]
+# Colours well apart from each other (Tableau 10), less the red of the threshold lines.
+RUN_PALETTE = [c for c in qualitative.T10 if c.lower() != THRESHOLD_RED]
+
+
+def run_colours(run_ids: Sequence[str]) -> dict[str, str]:
+    """A colour per run, told apart in one chart: each run takes the palette colour its id hashes to, or the next
+    one no other run here has taken (in id order). So a run keeps its colour while the runs shown stay the same,
+    and up to len(RUN_PALETTE) runs never share one."""
+    n, taken, colours = len(RUN_PALETTE), set(), {}
+    for run_id in sorted(run_ids):
+        start = zlib.crc32(run_id.encode()) % n
+        slot = next((s % n for s in range(start, start + n) if s % n not in taken), start)
+        taken.add(slot)
+        colours[run_id] = RUN_PALETTE[slot]
+    return colours
 
 
 def f1_across_runs(table: pd.DataFrame, threshold: float | None = None) -> go.Figure:
     """Grouped bars of F1 per class (columns) for each run (rows), with the weak-class line."""
+    colours = run_colours([str(run_id) for run_id in table.index])
     fig = go.Figure([go.Bar(name=str(run_id), x=list(table.columns), y=row.to_numpy(),
-                            marker_color=run_colour(str(run_id)),
+                            marker_color=colours[str(run_id)],
                             hovertemplate=f"{run_id}<br>%{{x}}: F1 %{{y:.3f}}<extra></extra>")
                      for run_id, row in table.iterrows()])
     if threshold is not None:
-        fig.add_hline(y=threshold, line_dash="dash", line_color="#e45756", annotation_text=f"threshold {threshold:.2f}")
+        fig.add_hline(y=threshold, line_dash="dash", line_color=THRESHOLD_RED, annotation_text=f"threshold {threshold:.2f}")
     # Keep room for five classes, so one or two weak classes do not become slabs across the page.
     pad = max(0.5, (5 - len(table.columns)) / 2)
     fig.update_layout(barmode="group", height=360, margin=MARGIN, yaxis=dict(range=[0, 1.02], title="F1"),

@@ -1,1 +1,1 @@
-"""The app's pages; app.py is the frame and router around them (see pages/common.py `enter`)."""
+"""The app's pages; app.py is the frame and router around them (see app.py `enter`)."""

@@ -79,6 +79,13 @@ def remove_upload() -> None:
     use("canvas")
 
 
+def mode_changed() -> None:
+    # Practice scores the drawing on the canvas against the character it names: a drawing made before, in
+    # another mode, is no attempt at it, so Practice starts on an empty canvas.
+    if st.session_state.get("tutor_mode") == "Practice":
+        clear()
+
+
 def new_target(num_classes: int) -> None:
     st.session_state[TARGET] = tutor.next_target(num_classes, np.random.default_rng(), st.session_state.get(TARGET))
     clear()
@@ -158,10 +165,11 @@ def board(run, background: bytes | None, target: int | None, live: bool) -> None
     except BadImageError as e:
         drawn = e
     if upload is not None:
-        reading = isinstance(drawn, tutor.Drawn) and drawn.source == "upload"
         note, button = st.columns([3, 1])
-        note.caption(f"Reading the uploaded file {upload.name}; draw on the canvas to read your drawing instead."
-                     if reading else f"Reading your drawing; the uploaded file {upload.name} is set aside.")
+        if isinstance(drawn, tutor.Drawn):  # a blank or unreadable file is explained beside the canvas instead
+            note.caption(f"Reading the uploaded file {upload.name}; draw on the canvas to read your drawing "
+                         "instead." if drawn.source == "upload" else
+                         f"Reading your drawing; the uploaded file {upload.name} is set aside.")
         button.button("Remove upload", on_click=remove_upload, key="remove_upload")
     with answer_box:
         if isinstance(drawn, BadImageError):
@@ -269,7 +277,7 @@ found = forms(run)
 live_ok = kmnist_live.available(run)
 mode_col, where_col = st.columns([3, 2])
 with mode_col:
-    mode = st.segmented_control("Mode", MODES, default=MODES[0], key="tutor_mode",
+    mode = st.segmented_control("Mode", MODES, default=MODES[0], key="tutor_mode", on_change=mode_changed,
                                 help="Draw freely; trace a typical form; or practise a character the page names"
                                 ) or MODES[0]
 with where_col:

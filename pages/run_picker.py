@@ -72,15 +72,16 @@ def lower_score(candidate: runs.Run, active: runs.Run) -> str | None:
     return None
 
 
-def activation(run: runs.Run, allowed: bool, key: str, label: str = "Make this the active model") -> None:
-    """A button that makes `run` the model every page uses, asking first when it scores lower than the active one."""
+def activation(run: runs.Run, allowed: bool, key: str, label: str = "Make this the active model") -> bool:
+    """A button that makes `run` the model every page uses, asking first when it scores lower than the active one;
+    True while it asks."""
     active = runs.active_run()
     if active is not None and active.id == run.id:
         st.success(f"{run.id} is the active model: every page uses it.")
-        return
+        return False
     if not run.has_model:
         st.caption(f"{run.id} saved no model ({run.state}), so it cannot be made the active model.")
-        return
+        return False
     asking = f"{key}-confirm"
     if allowed and st.session_state.get(asking) == run.id:
         st.warning(f"{lower_score(run, active)}: make {run.id} the active model anyway?")
@@ -90,13 +91,14 @@ def activation(run: runs.Run, allowed: bool, key: str, label: str = "Make this t
         if no.button(f"Keep {active.id}", key=f"{key}-no"):
             del st.session_state[asking]
             st.rerun()
-        return
+        return True
     if st.button(label, key=key, type="primary", disabled=not allowed,
                  help=None if allowed else "Read-only here: activating models is turned off"):
         if active is not None and lower_score(run, active):
             st.session_state[asking] = run.id
             st.rerun()
         _activate(run, key)
+    return False
 
 
 def _activate(run: runs.Run, key: str) -> None:

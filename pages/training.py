@@ -120,7 +120,9 @@ def finished(job: jobs.Job, allowed: bool) -> None:
         val = m.get("val_accuracy")
         cols[1].metric("Validation accuracy", f"{val:.2%}" if isinstance(val, (int, float)) else "—")
         cols[2].metric("Macro F1", f"{m['macro_f1']:.3f}")
-        cols[3].metric("Trained", run_picker.progress(run) or "?")
+        done = m.get("epochs_done")  # a cancel mid-epoch counts the batches it did: 30 of 43 is 0.698
+        cols[3].metric("Epochs trained", f"{done:g} of {run.config.epochs}" if isinstance(done, (int, float)) else "?",
+                       help=f"Stopped at {run_picker.progress(run)}" if run.state == "cancelled" else None)
         cols[4].metric("Training time", figures.format_seconds(m.get("train_seconds", 0)))
     run_picker.activation(run, allowed, key="activate")
 
@@ -143,9 +145,9 @@ def runs_section(allowed: bool) -> None:
     ids = list(with_model)
     pick = st.selectbox("Run to use", ids, index=ids.index(active) if active in ids else 0, key="runs_pick",
                         format_func=lambda i: run_picker.run_label(with_model[i], active))
-    run_picker.activation(with_model[pick], allowed, key="runs_activate")
+    asking = run_picker.activation(with_model[pick], allowed, key="runs_activate")
     default = runs.shipped_default()
-    if default is not None and default.id != pick:
+    if default is not None and default.id != pick and not asking:  # under a question, only its two answers
         run_picker.activation(default, allowed, key="runs_default",
                           label=f"Back to the shipped default ({default.id})")
 

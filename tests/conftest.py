@@ -1,11 +1,13 @@
 """Seeded tiny fixtures: generated datasets, a private runs dir, and the real data when present."""
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from kmnist import classes as cls
 from kmnist import runs
@@ -43,6 +45,13 @@ def glyphs(labels: np.ndarray, num_classes: int, seed: int = 0) -> np.ndarray:
     return (np.clip(images, 0, 1) * 255).astype(np.uint8)
 
 
+def png(image: np.ndarray) -> bytes:
+    """An image array as the bytes of a PNG file (what an upload or a saved drawing holds)."""
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def write_dataset(root: Path, name: str, num_classes: int, train_per_class: int, test_per_class: int,
                   seed: int = 0) -> Path:
     """A dataset folder in the official layout, filled with generated glyphs."""
@@ -73,6 +82,14 @@ def runs_dir(tmp_path, monkeypatch) -> Path:
     d = tmp_path / "runs"
     monkeypatch.setenv("KMNIST_RUNS_DIR", str(d))
     return d
+
+
+@pytest.fixture(scope="session")
+def drawable(shared_data):
+    """(character, stroke plan): a real KMNIST test image the shipped default reads right when drawn with the
+    mouse; chosen once per session (it renders and reads 200 images)."""
+    from tests.test_browser import pick_drawable_test_image
+    return pick_drawable_test_image(shared_data)
 
 
 @pytest.fixture

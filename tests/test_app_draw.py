@@ -1,15 +1,13 @@
 """The Draw page's tutor controls under AppTest, with injected drawings (AppTest's canvas returns none)."""
 from __future__ import annotations
 
-import io
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from kmnist import classes as cls, datasets, drawings, runs
 from tests.apptest import captions, metric, open_page, texts
-from tests.conftest import SEED_RUN
+from tests.conftest import SEED_RUN, png
 
 
 @pytest.fixture
@@ -31,12 +29,6 @@ def cross() -> np.ndarray:
     drawing[40:160, 95:110, :3] = 0
     drawing[60:75, 50:150, :3] = 0
     return drawing
-
-
-def png(gray: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(gray).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def test_prediction_shows_source_kanji_where_it_looked_and_nearest_forms(seed, data):
@@ -96,11 +88,23 @@ def test_practice_scores_an_attempt_and_keeps_a_tally(seed, data):
     assert at.session_state["practice_target"] != 0, "the next character is another one"
 
 
+def test_practice_starts_on_an_empty_canvas(seed, data):
+    at = open_page(draw_strokes={"objects": [{"type": "path"}]})  # strokes kept on the server canvas
+    at.segmented_control(key="tutor_mode").set_value("Trace").run()
+    assert "draw_strokes" in at.session_state, "tracing keeps the drawing"
+    at.segmented_control(key="tutor_mode").set_value("Practice").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "draw_strokes" not in at.session_state, "a drawing made for another mode is no attempt: cleared"
+    assert not at.warning and not at.success, "nothing is scored before the first attempt"
+
+
 def test_blank_upload_says_there_is_no_character(seed, data):
     at = open_page()
     at.file_uploader(key="upload").upload("blank.png", png(np.full((80, 80), 255, np.uint8)), "image/png")
     at.run()
     assert "has no character in it" in texts(at.info)
+    assert "Reading" not in texts(at.caption), "no drawing is read, so no caption says one is"
+    assert at.button(key="remove_upload"), "the upload can still be removed"
 
 
 def test_drawing_after_an_upload_is_read_and_the_upload_can_be_removed(seed, data):

@@ -8,7 +8,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from kmnist import files, runs
-from tests.apptest import open_page, texts
+from tests.apptest import metric, open_page, texts
 from tests.conftest import SEED_RUN
 
 
@@ -63,6 +63,7 @@ def test_any_run_can_be_picked_on_training(no_data):
     at.selectbox(key="runs_pick").select("kmnist6k-resnet-bn-w48").run()
     button(at, "runs_activate").click().run()
     assert "make kmnist6k-resnet-bn-w48 the active model anyway?" in texts(at.warning), "the w48 run scores lower on validation"
+    assert not at.success, "no note about the active default sits under the question as if it answered it"
     button(at, "runs_activate-yes").click().run()
     assert runs.active_run_id() == "kmnist6k-resnet-bn-w48"
 
@@ -77,6 +78,16 @@ def cancelled_run(runs_dir: Path) -> runs.Run:
     files.write_json(path / runs.STATUS_FILE, {"state": "cancelled", "epoch": 1, "epochs": 3, "batch": 10,
                                                 "batches": 43})
     return runs.get_run("tiny-cancelled")
+
+
+def test_a_cancelled_job_says_how_many_epochs_it_trained(runs_dir, no_data):
+    run = cancelled_run(runs_dir)
+    files.write_json(run.path / runs.METRICS_FILE, run.metrics | {"epochs_done": 0.233})
+    (runs_dir / ".jobs").mkdir()
+    files.write_json(runs_dir / ".jobs" / f"{run.id}.json", {"run_id": run.id, "pid": None, "started": 1.0})
+    trained = metric(open_page("training"), "Epochs trained")
+    assert trained.value == f"0.233 of {run.config.epochs}", "short enough for its column"
+    assert trained.proto.help == "Stopped at epoch 1 of 3, batch 10 of 43"
 
 
 def test_a_cancelled_run_is_named_with_its_state_and_true_progress(runs_dir, no_data):

@@ -5,16 +5,14 @@ activated explicitly so the tests do not depend on which run is the shipped defa
 """
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from kmnist import datasets, files, runs
 from tests.apptest import captions, metric, open_page, texts
-from tests.conftest import SEED_RUN
+from tests.conftest import SEED_RUN, png
 
 HINT = "Draw a character on the canvas"
 
@@ -71,15 +69,14 @@ def test_draw_upload_of_a_bad_file_says_so(seed_run, no_data):
     at.run()
     assert not at.exception
     assert "not a readable PNG or JPEG" in texts(at.error)
+    assert "Reading" not in texts(at.caption), "no drawing is read, so no caption says one is"
 
 
 def test_draw_upload_of_a_picture_predicts(seed_run, no_data):
     picture = np.full((120, 90), 250, np.uint8)
     picture[20:100, 40:52] = 10  # dark ink on light paper
-    buf = io.BytesIO()
-    Image.fromarray(picture).save(buf, format="PNG")
     at = open_page()
-    at.file_uploader(key="upload").upload("char.png", buf.getvalue(), "image/png")
+    at.file_uploader(key="upload").upload("char.png", png(picture), "image/png")
     at.run()
     assert not at.exception and not at.error
     assert metric(at, "Prediction").value in [c.char for c in seed_run.classes]

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import png
+
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -200,7 +202,7 @@ def pick_drawable_test_image(data_root: Path):
     from kmnist.predict import predict_proba
     from kmnist.preprocess import prepare
     from tests.sketch import render, strokes
-    run = runs.active_run()  # the autouse runs_dir fixture points at an empty dir: the shipped default
+    run = runs.shipped_default()  # what the servers here answer with: they start on an empty runs dir
     model = run.load_model()
     images = datasets.load_images("kmnist6k", "test", data_root)[:200]
     labels = datasets.load_labels("kmnist6k", "test", data_root)[:200]
@@ -219,8 +221,8 @@ def pick_drawable_test_image(data_root: Path):
     pytest.fail("no KMNIST test image among the first 200 survives drawing with a 0.5 probability margin")
 
 
-def test_drawing_a_real_character_predicts_it_and_clear_resets(app_url, page, shared_data):
-    want, plan = pick_drawable_test_image(shared_data)
+def test_drawing_a_real_character_predicts_it_and_clear_resets(app_url, page, shared_data, drawable):
+    want, plan = drawable
     page.goto(app_url)
     page.get_by_text("Server", exact=True).click()  # the drawable-canvas path (Live is the default)
     canvas = page.locator(CANVAS)
@@ -434,10 +436,11 @@ def broken_url(tmp_path, shared_data) -> Iterator[str]:
         yield url
 
 
-def test_draw_with_a_broken_active_model_warns_once_and_answers_with_the_default(broken_url, page, shared_data):
+def test_draw_with_a_broken_active_model_warns_once_and_answers_with_the_default(broken_url, page, shared_data,
+                                                                              drawable):
     from kmnist import runs
     default = runs.shipped_default()
-    want, plan = pick_drawable_test_image(shared_data)  # drawn and read by the shipped default
+    want, plan = drawable  # drawn and read by the shipped default
     served = []
     page.on("request", lambda r: served.append(r.url.rsplit("/", 1)[-1]) if r.url.endswith(".onnx") else None)
     page.goto(broken_url)
@@ -475,10 +478,10 @@ def test_draw_with_a_broken_active_model_warns_once_and_answers_with_the_default
 PHONE = {"width": 390, "height": 844}  # a phone's viewport in CSS pixels
 
 
-def test_cold_phone_draw_page_shows_the_answer_in_the_first_screen(browser, shared_data, tmp_path):
+def test_cold_phone_draw_page_shows_the_answer_in_the_first_screen(browser, shared_data, tmp_path, drawable):
     """The first request after the server starts, on a 390x844 touch phone: one character drawn, and its
     answer lies within the first screen, without scrolling."""
-    want, plan = pick_drawable_test_image(shared_data)
+    want, plan = drawable
     ARTIFACTS.mkdir(exist_ok=True)
     env = {"KMNIST_DATA_DIR": str(shared_data), "KMNIST_RUNS_DIR": str(tmp_path / "runs"), "TF_CPP_MIN_LOG_LEVEL": "2"}
     with serve_app(env, ARTIFACTS / "streamlit-phone.log") as url:
@@ -513,21 +516,12 @@ def test_cold_phone_draw_page_shows_the_answer_in_the_first_screen(browser, shar
             phone.close()
 
 
-def png_of(image: np.ndarray) -> bytes:
-    import io
-
-    from PIL import Image
-    out = io.BytesIO()
-    Image.fromarray(image).save(out, format="PNG")
-    return out.getvalue()
-
-
-def test_drawing_after_an_upload_reads_the_drawing(app_url, page, shared_data, tmp_path):
+def test_drawing_after_an_upload_reads_the_drawing(app_url, page, shared_data, tmp_path, drawable):
     """Upload one character and see it read; then draw another: the answer follows the drawing and the note
     says the upload is set aside."""
     from kmnist import datasets, runs
     from kmnist.predict import predict_proba
-    want, plan = pick_drawable_test_image(shared_data)
+    want, plan = drawable
     run = runs.active_run()
     known = [c.char for c in run.classes]
     images = datasets.load_images("kmnist6k", "test", shared_data)[:200]
@@ -535,7 +529,7 @@ def test_drawing_after_an_upload_reads_the_drawing(app_url, page, shared_data, t
     first = next(i for i in range(len(images)) if known[read[i]] != want)  # the model reads another character
     uploaded = known[read[first]]
     picture = tmp_path / "one-character.png"
-    picture.write_bytes(png_of(images[first]))
+    picture.write_bytes(png(images[first]))
 
     page.goto(app_url)
     canvas = page.locator("[data-testid=live-canvas]")

@@ -7,7 +7,6 @@ name, and that the active model still loads.
 from __future__ import annotations
 
 import errno
-import io
 import json
 import os
 import shutil
@@ -21,15 +20,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from kmnist import KmnistError, files, jobs, runs
 from kmnist import preprocess as pp
 from kmnist.cli import main
 from kmnist.config import TrainConfig
 from kmnist.train import train
-
-SEED_RUN = "kmnist6k-seed"  # a shipped run to copy: a valid 10-class run in milliseconds, no training
+from tests.conftest import SEED_RUN, png  # SEED_RUN: a shipped run to copy, a valid 10-class run without training
 
 
 def copy_run(run_id: str) -> runs.Run:
@@ -229,24 +226,6 @@ def test_a_disk_too_full_for_even_the_status_reads_interrupted(data_dir, runs_di
     assert_active_model_loads()
 
 
-def test_a_cancel_mid_epoch_reports_the_batches_done(data_dir, runs_dir):
-    import keras
-
-    class CancelAtBatch2(keras.callbacks.Callback):
-        def on_train_batch_begin(self, batch, logs=None):
-            if batch == 2:
-                (runs_dir / "half" / runs.CANCEL_FILE).touch()
-
-    run = train(TrainConfig(dataset="tiny10", epochs=3, batch_size=16), data_root=data_dir, run_id="half",
-                callbacks=[CancelAtBatch2()])
-    steps = run.status["batches"]  # 270 training images (300 less 10% validation) in batches of 16: 17
-    assert steps == 17
-    assert run.state == "cancelled" and run.status["epoch"] == 1 and run.status["batch"] == 3
-    assert run.metrics["epochs_done"] == pytest.approx(3 / 17, abs=1e-3) and run.metrics["batches_done"] == 3
-    assert runs.stopped_at(run.status) == "epoch 1 of 3, batch 3 of 17"
-    assert run.history == {}, "the history holds whole epochs only"
-
-
 # --- every bad input gets a clear message ---------------------------------------------------------
 
 @pytest.fixture
@@ -297,12 +276,6 @@ def test_odd_npz_files_are_named_and_refused(odd_data, how, words, capsys):
     assert code == 2 and str(odd_data) in line and words in line, line
     assert "allow_pickle" not in line, "never point the user at unsafe loading"
     assert out == "", "no score is printed"
-
-
-def png(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def png_header(width: int, height: int) -> bytes:

@@ -81,6 +81,15 @@ def test_f1_across_runs_has_a_bar_group_per_run_and_the_threshold():
     assert fig.layout.shapes[0].y0 == 0.8
 
 
+def test_runs_in_one_chart_get_colours_of_their_own():
+    shipped = ["kmnist6k-resnet-bn-e100", "kmnist6k-resnet-bn-w48", "kmnist6k-resnet-bn-wide-e90", "kmnist6k-seed"]
+    ids = shipped + [f"kmnist6k-seed-2026120{i}" for i in range(5)]
+    colours = figures.run_colours(ids)
+    assert len(set(colours.values())) == len(ids) == len(figures.RUN_PALETTE), "no two runs share a colour"
+    assert figures.THRESHOLD_RED not in {c.lower() for c in colours.values()}, "no bar looks like the threshold"
+    assert figures.run_colours(list(reversed(ids))) == colours, "the order runs come in does not matter"
+
+
 def test_samples_are_of_the_class_seeded_and_capped():
     labels = np.array([0, 1, 1, 2, 1, 1, 0, 1])
     picked = figures.samples(labels, 1, 3, seed=5)

@@ -11,8 +11,7 @@ import kmnist_live
 from kmnist import export, runs
 from tests.apptest import open_page
 from tests.conftest import SEED_RUN
-from tests.test_browser import (ARTIFACTS, app_url, browser, page, pick_drawable_test_image,  # noqa: F401 - fixtures
-                                wait_idle)
+from tests.test_browser import ARTIFACTS, app_url, browser, page, wait_idle  # noqa: F401 - fixtures
 
 LIVE, SERVER = "Live (in your browser)", "Server"
 
@@ -66,8 +65,8 @@ def open_live(page, url):
 
 
 @pytest.mark.browser
-def test_live_answers_while_the_pen_moves_and_python_gets_the_drawing(app_url, page, shared_data):
-    want, plan = pick_drawable_test_image(shared_data)
+def test_live_answers_while_the_pen_moves_and_python_gets_the_drawing(app_url, page, shared_data, drawable):
+    want, plan = drawable
     canvas = open_live(page, app_url)
     top1 = page.locator("[data-testid=live-top1]")
     assert top1.inner_text() == "", "an answer before any drawing"

@@ -1,13 +1,11 @@
 """The one preprocessing path: dataset arrays, drawings of any size and polarity, uploads, bad input."""
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
-from PIL import Image
 
 from kmnist import preprocess as pp
+from tests.conftest import png
 
 
 def drawing(size=280, thickness=18, dark_on_light=True) -> np.ndarray:
@@ -75,9 +73,7 @@ def test_empty_inputs_are_refused():
 
 
 def test_uploads(tmp_path):
-    buf = io.BytesIO()
-    Image.fromarray(drawing()).save(buf, format="PNG")
-    assert pp.prepare(buf.getvalue()).shape == (28, 28)
+    assert pp.prepare(png(drawing())).shape == (28, 28)
     with pytest.raises(pp.BadImageError, match="not a readable"):
         pp.prepare(b"this is not an image")
     with pytest.raises(pp.BadImageError, match="limit"):

@@ -75,21 +75,23 @@ def test_one_epoch_makes_a_complete_run_that_learns(data_dir, runs_dir):
     assert again.test_predictions().shape == (100,)
 
 
-def test_cancel_stops_after_the_batch_and_keeps_a_valid_run(data_dir):
+def test_a_cancel_mid_epoch_stops_after_the_batch_and_keeps_a_valid_run(data_dir, runs_dir):
     import keras
 
     class CancelAtBatch2(keras.callbacks.Callback):
         def on_train_batch_begin(self, batch, logs=None):
             if batch == 2:
-                (self.run_dir / runs.CANCEL_FILE).touch()
+                (runs_dir / "half" / runs.CANCEL_FILE).touch()
 
-    cb = CancelAtBatch2()
-    cb.run_dir = runs.runs_dir() / "cancel-me"
-    run = train(TrainConfig(dataset="tiny10", epochs=3, batch_size=16), data_root=data_dir,
-                run_id="cancel-me", callbacks=[cb])
-    assert run.state == "cancelled"
-    assert run.metrics["epochs_done"] < 3, "training must stop before running all epochs"
-    assert run.has_model and run.load_model().output_shape == (None, 10)
+    run = train(TrainConfig(dataset="tiny10", epochs=3, batch_size=16), data_root=data_dir, run_id="half",
+                callbacks=[CancelAtBatch2()])
+    steps = run.status["batches"]  # 270 training images (300 less 10% validation) in batches of 16: 17
+    assert steps == 17
+    assert run.state == "cancelled" and run.status["epoch"] == 1 and run.status["batch"] == 3
+    assert run.metrics["epochs_done"] == pytest.approx(3 / 17, abs=1e-3) and run.metrics["batches_done"] == 3
+    assert runs.stopped_at(run.status) == "epoch 1 of 3, batch 3 of 17"
+    assert run.history == {}, "the history holds whole epochs only"
+    assert run.has_model and run.load_model().output_shape == (None, 10), "a cancelled run is saved as it stands"
 
 
 def test_a_failed_model_save_leaves_no_model_file(tmp_path, monkeypatch):
