@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script: the package is beside benchmarks/
 K49_TRAIN = 232_365  # K49 training images
 MARK = ("<!-- multiworker:start -->", "<!-- multiworker:end -->")
 

@@ -204,7 +204,6 @@ class Loop:
         self.state = [*model.weights, *model.optimizer.variables]  # what a checkpoint holds, in a fixed order
         self.train_step = tf.function(self._train_step)
         self.val_step = tf.function(self._val_step)
-        self.share = self._share  # eager: strategy.run traces it itself (inside tf.function it fails)
 
     # Replica steps: each returns per-worker sums, which strategy.reduce adds over the workers.
 
@@ -245,8 +244,11 @@ class Loop:
 
         return self.strategy.reduce("sum", self.strategy.run(replica, args=(batch,)), axis=None)
 
-    def _share(self, values):
-        """The chief's `values` on every worker: an all-reduce sum to which the others add zeros."""
+    def share(self, values):
+        """The chief's `values` on every worker: an all-reduce sum to which the others add zeros.
+
+        Called eagerly (strategy.run traces it itself): inside a tf.function these all-reduces fail to place
+        their results."""
         import tensorflow as tf
 
         def replica(values):
@@ -262,8 +264,7 @@ class Loop:
 
     @staticmethod
     def _logs(sums, prefix: str = "") -> dict:
-        loss, correct, weight, _ = (float(s) for s in sums[:4])
-        count = float(sums[3])
+        loss, correct, weight, count = (float(s) for s in sums[:4])
         return {f"{prefix}accuracy": correct / max(weight, 1e-12), f"{prefix}loss": loss / max(count, 1e-12)}
 
     # Checkpoints: the chief writes, everyone reads the chief's copy.
@@ -333,6 +334,8 @@ class Loop:
                 self.save_checkpoint(epoch + 1, follow.history)
             if not stop.is_set():  # complete: nothing left to resume
                 (self.run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
+            if config.ema:  # as Keras' fit ends: the averaged weights become the model's
+                self.model.optimizer.finalize_variable_values(self.model.trainable_variables)
             self.callbacks.on_train_end()
             return time.time() - start
         except tf.errors.OpError as e:

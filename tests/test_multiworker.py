@@ -97,28 +97,30 @@ def test_two_workers_train_one_model_like_one_machine(data_dir, tmp_path):
 def test_a_killed_worker_stops_the_cluster_and_resume_continues(tmp_path):
     data = tmp_path / "data"
     write_dataset(data, "small10", 10, 160, 2, seed=2)  # 1,440 images to fit: 45 steps an epoch
-    args = [*TRAIN, "--dataset", "small10", "--epochs", "3", "--run-id", "mw"]
+    args = [*TRAIN, "--dataset", "small10", "--epochs", "4", "--run-id", "mw"]
     procs = start_cluster(tmp_path, data, args)
     deadline = time.time() + 240
     while not (status(tmp_path, "mw").get("epoch", 0) >= 2 and status(tmp_path, "mw").get("batch", 0) >= 1):
         assert time.time() < deadline and procs[0].poll() is None, "the chief never reached its second epoch"
         time.sleep(0.1)
     procs[1].send_signal(signal.SIGKILL)  # worker 1 dies mid-epoch
-    killed = time.time()
+    killed, epoch = time.time(), status(tmp_path, "mw")["epoch"]
     rc, _, err = finish(procs[:1], timeout=TIMEOUT_S + 60)[0]
     took = time.time() - killed
     assert took <= TIMEOUT_S + 10, f"the chief took {took:.0f} s to give up on a dead worker"
     lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert rc == 2 and len(lines) == 1 and "worker 0 of 2 stopped in epoch 2" in lines[0], err[-2000:]
+    # The status may lag the chief by one write (0.5 s), so the epoch it stopped in is this one or the next.
+    assert rc == 2 and len(lines) == 1, err[-2000:]
+    assert any(f"worker 0 of 2 stopped in epoch {e}:" in lines[0] for e in (epoch, epoch + 1)), lines[0]
     failed = status(tmp_path, "mw")
     assert failed["state"] == "failed" and "--resume" in failed["error"]
     # The same commands with --resume continue from the last completed epoch, not from scratch.
     before = json.loads((tmp_path / "runs-0" / "mw" / "history.json").read_text())
-    assert len(before["loss"]) == 1
+    assert 1 <= len(before["loss"]) < 4
     results = finish(start_cluster(tmp_path, data, [*args, "--resume"]))
     assert [r[0] for r in results] == [0, 0], "\n".join(r[2][-1500:] for r in results)
     after = json.loads((tmp_path / "runs-0" / "mw" / "history.json").read_text())
-    assert len(after["loss"]) == 3 and after["loss"][0] == before["loss"][0]
+    assert len(after["loss"]) == 4 and after["loss"][:len(before["loss"])] == before["loss"]
     assert status(tmp_path, "mw")["state"] == "completed"
 
 
