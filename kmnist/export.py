@@ -14,7 +14,9 @@ the float32 model.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import tempfile
 import time
 import traceback
@@ -180,9 +182,10 @@ def int8_qdq(source: Path, train: np.ndarray) -> tuple[bytes, str]:
         graph = onnx.load(str(prepared)).graph
         keep_float = ([n.name for n in graph.node if n.op_type == "Conv"][:1]
                       + [n.name for n in graph.node if n.op_type in ("MatMul", "Gemm")][-1:])
-        quantize_static(str(prepared), str(quantized), Batches(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.Percentile, nodes_to_exclude=keep_float)
+        with contextlib.redirect_stdout(io.StringIO()):  # its calibrator prints progress; `--json` owns stdout
+            quantize_static(str(prepared), str(quantized), Batches(), quant_format=QuantFormat.QDQ,
+                            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            calibrate_method=CalibrationMethod.Percentile, nodes_to_exclude=keep_float)
         return quantized.read_bytes(), (f"int8 QDQ: per-channel int8 weights, uint8 activations calibrated on "
                                         f"{len(calibration)} training images (percentile); first convolution "
                                         "and last dense layer float32")

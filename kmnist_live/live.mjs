@@ -50,7 +50,7 @@ class LiveCanvas {
 
   // The server's answer to the drawing last sent without probabilities, shown while the browser has no model.
   served(answer) {
-    if (this.session || !answer || !this.framed || answer.image !== this.sent) return;
+    if (this.session || !answer || !this.framed || answer.image !== this.sent || this.probs) return;
     this.probs = Float32Array.from(answer.probs);
     this.ms = null;
     stats.served++;
