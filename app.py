@@ -1,7 +1,9 @@
 """The Kuzushiji lab: page frame, navigation and the sidebar every page shares.
 
 Run with `streamlit run app.py`. Data comes from $KMNIST_DATA_DIR (else the per-user cache),
-runs from $KMNIST_RUNS_DIR (else runs/ here).
+runs from $KMNIST_RUNS_DIR (else runs/ here). Streamlit runs this file as the script of every page view;
+`streamlit run` also imports it once as a module and, finding `app` (an `st.App`), serves that: Streamlit's
+own server plus the live canvas's routes (browser models straight from the run directories, the runtime).
 """
 import os
 
@@ -11,6 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import streamlit as st  # noqa: E402 - after the environment TensorFlow reads at import
 
+import kmnist_live  # noqa: E402
 from kmnist import datasets, files, runs, settings  # noqa: E402
 from pages import cached  # noqa: E402
 
@@ -84,3 +87,5 @@ def enter() -> None:
 
 if __name__ == "__main__":  # run by Streamlit, for every URL; a page run without it calls main() through enter()
     main()
+else:  # imported by `streamlit run app.py` (it looks for an ASGI app here): the server, with the live routes
+    app = st.App(__file__, routes=kmnist_live.routes())

@@ -111,12 +111,10 @@ def main() -> int:
         result["answers_per_s_while_drawing"] = round(answers / draw_seconds, 1)
         result["top1_js_vs_python"] = f"{agree}/{len(plans)}"
         result["top1_right"] = {"js": f"{right_js}/{len(plans)}", "python": f"{right_py}/{len(plans)}"}
-        model_url = page.evaluate("Array.from(performance.getEntriesByType('resource'))"
-                                  ".map(e => e.name).find(n => n.endsWith('.onnx'))")
-        page_url = url
+        fetched = page.evaluate("Array.from(performance.getEntriesByType('resource')).map(e => e.name)")
         browser.close()
-        result["static_headers"] = {"wasm": headers(f"{page_url}/app/static/ort/ort-wasm-simd-threaded.wasm"),
-                                    "model": headers(model_url)}
+        result["static_headers"] = {"wasm": headers(next(n for n in fetched if n.endswith(".wasm"))),
+                                    "model": headers(next(n for n in fetched if n.endswith(".onnx")))}
     Path(args.out).write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=1, ensure_ascii=False))
     return 0

@@ -17,7 +17,7 @@ from kmnist import classes as cls, files
 from kmnist import datasets, distributed, runs
 from kmnist.config import TrainConfig
 from kmnist.evaluate import VALIDATION_KEYS, report, validation_scores
-from kmnist.export import export_or_record
+from kmnist.export import Images, export_or_record
 from kmnist.preprocess import measure_framing, to_input
 
 STATUS_EVERY = 0.5  # seconds between status rewrites during an epoch
@@ -302,7 +302,9 @@ def save(run_dir: Path, model, data: Prepared, history: dict):
     inference.set_weights(model.get_weights())
     with files.atomic_path(run_dir / runs.MODEL_FILE, suffix=".keras") as tmp:  # Keras wants the .keras suffix
         inference.save(tmp)
-    export_or_record(inference, run_dir)  # model.onnx for the browser; a failure is recorded, not raised
+    # model.onnx and the browser's smaller copy; a failure is recorded, not raised
+    export_or_record(inference, run_dir, Images(data.train.images, data.test.images, data.test.labels,
+                                                data.config.dataset))
     files.write_json(run_dir / runs.HISTORY_FILE, history)
     return inference
 

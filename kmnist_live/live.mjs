@@ -1,14 +1,15 @@
 // The live canvas (Streamlit Components v2). framing.mjs is prepended to this file by kmnist_live/__init__.py,
-// so prepareCanvas is in scope. onnxruntime-web and the model come from the app's own /app/static/.
+// so prepareCanvas is in scope. onnxruntime-web and the model come from the app's own routes (kmnist_live.routes).
 //
 // While the pen moves, at most one inference is in flight; strokes drawn meanwhile are read by the next
 // one. On pen up one more runs on the finished drawing, and its 28x28, probabilities and the canvas PNG
-// go to Python through setStateValue("drawing", ...).
+// go to Python through setStateValue("drawing", ...). Until the model is ready in the browser, the drawing goes
+// without probabilities: the server reads the same 28x28 and hands its answer back in data.answer.
 
 const instances = new WeakMap();  // one LiveCanvas per mounted element, kept across reruns
 
 // Timings for benchmarks/live.py and the browser tests: model load, inferences, pen up -> answer shown.
-const stats = (window.kmnistLive = window.kmnistLive || { loads: [], infer: [], penUp: [], answers: 0 });
+const stats = (window.kmnistLive = window.kmnistLive || { loads: [], infer: [], penUp: [], answers: 0, served: 0 });
 
 function toBase64(bytes) {
   let s = "";
@@ -42,17 +43,27 @@ class LiveCanvas {
       setStateValue("unsupported", true);
       return;
     }
-    const url = new URL(data.static + data.model, window.location.origin).href;
+    const url = new URL(data.model, window.location.origin).href;
     if (url !== this.modelUrl) this.load(url);
+    this.served(data.answer);
+  }
+
+  // The server's answer to the drawing last sent without probabilities, shown while the browser has no model.
+  served(answer) {
+    if (this.session || !answer || !this.framed || answer.image !== this.sent || this.probs) return;
+    this.probs = Float32Array.from(answer.probs);
+    this.ms = null;
+    stats.served++;
+    this.show(this.probs);
   }
 
   async load(url) {
     this.modelUrl = url;
     this.session = null;
-    this.status("Loading the model…");
+    this.status("Loading the model into your browser; the server answers meanwhile.");
     const started = performance.now();
     try {
-      const ortBase = new URL(this.data.static + "ort/", window.location.origin).href;
+      const ortBase = new URL(this.data.ort, window.location.origin).href;
       const ort = await import(ortBase + "ort.wasm.min.mjs");
       ort.env.wasm.numThreads = 1;  // no SharedArrayBuffer, so no COOP/COEP headers needed
       ort.env.wasm.wasmPaths = ortBase;
@@ -62,7 +73,7 @@ class LiveCanvas {
       this.session = session;
       const ms = performance.now() - started;
       stats.loads.push(ms);
-      this.status(`Model ${this.data.run} ready in your browser (${ms.toFixed(0)} ms).`);
+      this.status(`Model ${this.data.run} ready in your browser (${ms.toFixed(0)} ms).`, true);
       if (this.strokes.length) this.request().then(() => this.deliver());
     } catch (e) {
       this.status(`The model did not load in the browser: ${e.message || e}`);
@@ -81,8 +92,12 @@ class LiveCanvas {
     }
   }
 
-  status(text) {
-    this.$(".status").textContent = text;
+  // The status line; `ready` marks the browser model loaded (data-testid="live-ready", for checks).
+  status(text, ready = false) {
+    const line = document.createElement("span");
+    line.textContent = text;
+    if (ready) line.dataset.testid = "live-ready";
+    this.$(".status").replaceChildren(line);
   }
 
   paper() {
@@ -154,7 +169,7 @@ class LiveCanvas {
       this.current = null;
       const upAt = performance.now();
       this.request().then(() => {
-        stats.penUp.push(performance.now() - upAt);
+        if (this.session) stats.penUp.push(performance.now() - upAt);  // answered here, not by the server
         this.deliver();
       });
     };
@@ -225,7 +240,8 @@ class LiveCanvas {
     top1.textContent = best.char;
     this.$(".romaji").textContent = best.romaji;
     this.$(".kanji").textContent = best.kanji ? `from ${best.kanji}` : "";
-    this.$(".prob").textContent = `${(100 * probs[order[0]]).toFixed(1)}% · ${this.ms.toFixed(1)} ms`;
+    const by = this.ms === null ? "read on the server" : `${this.ms.toFixed(1)} ms`;
+    this.$(".prob").textContent = `${(100 * probs[order[0]]).toFixed(1)}% · ${by}`;
     list.replaceChildren(...order.map((i) => {
       const li = document.createElement("li");
       const c = classes[i];
@@ -245,15 +261,17 @@ class LiveCanvas {
     framedCtx.putImageData(img, 0, 0);
   }
 
-  // Hand the finished drawing to Python (one rerun per pen up); null when the canvas holds no ink.
+  // Hand the finished drawing to Python (one rerun per pen up); null when the canvas holds no ink. Without
+  // probabilities (no model here yet) the server reads it and answers through data.answer.
   deliver() {
     if (!this.send) return;
-    if (!this.framed || !this.probs) {
+    this.sent = this.framed ? toBase64(this.framed) : null;
+    if (!this.sent) {
       this.send("drawing", null);
       return;
     }
     this.send("drawing", {
-      image: toBase64(this.framed), probs: Array.from(this.probs), png: this.canvas.toDataURL("image/png"),
+      image: this.sent, probs: this.probs ? Array.from(this.probs) : null, png: this.canvas.toDataURL("image/png"),
       seq: ++this.seq,  // a new value per pen-up, so drawing the same again still reaches Python
     });
   }

@@ -118,7 +118,8 @@ def server_canvas(run, background: bytes) -> tutor.Drawn | None:
 
 def live_canvas(run, background: bytes | None) -> tutor.Drawn | None:
     """The live canvas (its own tools and top 5 inside); the last drawing the pen lifted from, read in the browser."""
-    drawing = kmnist_live.live_canvas(run, key=canvas_key("live-canvas"), background=background, on_change=drew)
+    drawing = kmnist_live.live_canvas(run, key=canvas_key("live-canvas"), background=background, on_change=drew,
+                                      answer=cached.predictor(run))  # answers until the browser model is ready
     if drawing is None:
         return None
     return tutor.Drawn(drawing.image, drawing.png or None, "live", drawing.probs)
@@ -198,9 +199,12 @@ def answer(run, drawn: tutor.Drawn, target: int | None, explain: bool) -> None:
         st.metric(label="Prediction", value=best.char)
         st.caption(f"**{best.romaji}** · {best.prob:.1%} probability"
                    + (f" · from the kanji **{best.kanji}** (字母)" if best.kanji else " · the iteration mark"))
-        if drawn.source == "live":
+        if drawn.source == "live" and drawn.probs is not None:
             st.caption(f"Read in your browser as **{best.char}** ({best.prob:.0%}); its top 5 are beside the "
                        "canvas. The server only explains it.")
+        elif drawn.source == "live":  # the browser's model is still loading: the server read it meanwhile
+            st.caption(f"Read on the server as **{best.char}** ({best.prob:.0%}) while your browser loads the "
+                       "model; its top 5 are beside the canvas.")
     seen_col.image(figures.enlarge(drawn.seen, 4), caption="What the model sees: the 28×28 input after framing")
     if explain:
         heat = explainer(run).saliency(drawn.seen, best.index)

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Refresh the vendored onnxruntime-web files in static/ort/ from the npm package (WASM build only).
-# Usage: scripts/refresh_ort.sh [VERSION]   (default: the version in static/ort/VERSION)
-# The app serves these files itself (Streamlit static serving), so the Draw page runs offline.
+# Refresh the vendored onnxruntime-web files in kmnist_live/ort/ from the npm package (WASM build only).
+# Usage: scripts/refresh_ort.sh [VERSION]   (default: the version in kmnist_live/ort/VERSION)
+# The app serves these files itself (kmnist_live.routes, cached immutable), so the Draw page runs offline.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-dest=static/ort
+dest=kmnist_live/ort
 version="${1:-$(sed -n 's/^onnxruntime-web //p' "$dest/VERSION")}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -22,4 +22,4 @@ cp "$licence" "$dest/LICENSE"
   echo "licence: MIT (LICENSE, Microsoft Corporation)"
   (cd "$dest" && sha256sum "${files[@]}")
 } > "$dest/VERSION"
-echo "static/ort: onnxruntime-web $version ($(du -sh "$dest" | cut -f1))"
+echo "kmnist_live/ort: onnxruntime-web $version ($(du -sh "$dest" | cut -f1))"

@@ -52,15 +52,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# Run as `sh -c READ_ONLY sh CHECKOUT MOUNT CMD...` in a private mount namespace: the checkout bind-mounted
+# read-only (denied even to root, unlike chmod), the write refused there checked, then CMD run from it.
+READ_ONLY = ('mount --bind "$1" "$2" && mount -o remount,bind,ro "$2" && cd "$2" || exit 3; '
+             'if touch .write-probe 2>/dev/null; then rm -f .write-probe; echo "the mount is writable"; exit 3; fi; '
+             'shift 2; exec "$@"')
+
+
 @contextmanager
-def serve_app(env: dict[str, str], log_path: Path) -> Iterator[str]:
-    """Run `streamlit run app.py` headless on a free loopback port with extra env vars; yield its URL."""
+def serve_app(env: dict[str, str], log_path: Path, read_only: Path | None = None,
+              root: Path = ROOT) -> Iterator[str]:
+    """Run `streamlit run app.py` headless on a free loopback port with extra env vars; yield its URL.
+
+    With `read_only` (an empty directory), the app runs from a read-only bind mount of the checkout there;
+    `root` is the checkout to run (another commit's copy, for a benchmark's before)."""
     port = free_port()
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
            "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
            "--server.fileWatcherType", "none"]
+    if read_only is not None:
+        cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c", READ_ONLY, "sh", str(root),
+               str(read_only), *cmd]
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=root, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + START_TIMEOUT
@@ -191,8 +205,8 @@ def draw(page, canvas, plan) -> None:
         page.mouse.up()
 
 
-def pick_drawable_test_image(data_root: Path):
-    """A real KMNIST test image whose drawn strokes the active model reads right, with margin.
+def pick_drawable_test_image(data_root: Path, char: str | None = None):
+    """A real KMNIST test image (of `char`, if given) whose drawn strokes the active model reads right, with margin.
 
     Chosen through the same path the browser takes (strokes, canvas-like rendering, framing, model),
     so the test checks the app rather than the model's luck. A middling stroke count skips faint,
@@ -216,6 +230,7 @@ def pick_drawable_test_image(data_root: Path):
     for i, plan in enumerate(plans):
         want = chars[labels[i]]
         if (STROKES[0] <= len(plan) <= STROKES[1] and want in known and known[probs[i].argmax()] == want
+                and char in (None, want)
                 and known[direct[i]] == want and margin[i] > 0.5):
             return want, plan
     pytest.fail("no KMNIST test image among the first 200 survives drawing with a 0.5 probability margin")

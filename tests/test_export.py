@@ -1,10 +1,12 @@
 """ONNX export: verified against Keras, placed atomically, recorded; training exports; shipped runs carry theirs."""
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
-from kmnist import export, files, models, runs
+from kmnist import datasets, export, files, models, runs
 from kmnist.cli import main
 from kmnist.config import TrainConfig
 from kmnist.predict import OnnxPredictor, Predictor
@@ -25,6 +27,53 @@ def test_export_matches_keras_and_serves_one_image(tmp_path):
     onnx, keras = OnnxPredictor(onnx_file), Predictor(model)
     for image in images:
         np.testing.assert_allclose(onnx(image), keras(image), atol=1e-4, err_msg="one-image predictors disagree")
+
+
+def shipped_copy(runs_dir, run_id: str = "kmnist6k-resnet-bn-e100") -> runs.Run:
+    """A shipped run copied into the test's runs dir without its browser copy, to make one afresh."""
+    shutil.copytree(runs.get_run(run_id).path, runs_dir / "copy", ignore=shutil.ignore_patterns(export.BROWSER_FILE))
+    return runs.get_run("copy")
+
+
+def small_check(shared_data, monkeypatch) -> export.Images:
+    """The real kmnist6k images, with fewer of them used, so a quantization takes seconds."""
+    monkeypatch.setattr(export, "CALIBRATION_IMAGES", 256)
+    monkeypatch.setattr(export, "CHECK_TEST_IMAGES", 1000)
+    return export.Images(datasets.load_images("kmnist6k", "train", shared_data),
+                         datasets.load_images("kmnist6k", "test", shared_data),
+                         datasets.load_labels("kmnist6k", "test", shared_data), "kmnist6k")
+
+
+def test_the_browser_gets_a_smaller_copy_that_answers_like_float32(runs_dir, shared_data, monkeypatch):
+    run = shipped_copy(runs_dir)
+    info = export.browser_copy(run.path, small_check(shared_data, monkeypatch))
+    path = run.path / export.BROWSER_FILE
+    assert info["state"] == "placed" and export.browser_path(run) == path, info
+    assert info["sha256"] == export.sha256(path) and info["bytes"] == path.stat().st_size
+    assert info["bytes"] < export.onnx_path(run).stat().st_size / 3, "int8 should be about a quarter of float32"
+    assert info["test_images"] == 1000 and info["accuracy_float32"] - info["accuracy"] <= export.MAX_ACCURACY_DROP
+    assert info["top1_agreement"] >= export.MIN_AGREEMENT and info["method"].startswith("int8 QDQ"), info
+    small, full = OnnxPredictor(path), OnnxPredictor(export.onnx_path(run))
+    x = datasets.load_images("kmnist6k", "test", shared_data)[-200:]  # one image at a time, as the canvas asks
+    same = np.mean([small(i).argmax() == full(i).argmax() for i in x])
+    assert same >= 0.98, f"the placed copy gives model.onnx's top-1 on only {same:.1%} of 200 test images"
+
+
+def test_no_smaller_copy_is_placed_when_none_answers_like_float32(runs_dir, shared_data, monkeypatch):
+    run = shipped_copy(runs_dir)
+    monkeypatch.setattr(export, "MIN_AGREEMENT", 1.01)  # no copy can agree that well: both are turned down
+    info = export.browser_copy(run.path, small_check(shared_data, monkeypatch))
+    assert info["state"] == "float32" and [t["method"][:5] for t in info["turned_down"]] == ["int8 ", "float"]
+    assert not (run.path / export.BROWSER_FILE).exists() and export.browser_path(run) == export.onnx_path(run)
+
+
+def test_without_data_the_browser_gets_model_onnx_and_export_json_says_why(runs_dir, tmp_path, monkeypatch):
+    run = shipped_copy(runs_dir)
+    (run.path / export.BROWSER_FILE).write_bytes(b"an older copy")  # belongs to an earlier export
+    monkeypatch.setenv("KMNIST_DATA_DIR", str(tmp_path / "nothing-here"))
+    info = export.browser_copy(run.path)
+    assert info["state"] == "skipped" and "kmnist6k" in info["why"], info
+    assert export.browser_path(run) == export.onnx_path(run), "a copy of an earlier export outlived it"
 
 
 def test_a_failed_export_is_recorded_and_leaves_no_file(tmp_path, monkeypatch):
@@ -71,3 +120,8 @@ def test_shipped_runs_ship_a_verified_export(run_id):
     keras_top1 = np.asarray(run.load_model()(to_input(x), training=False)).argmax(1)
     onnx = OnnxPredictor(path)
     assert [int(onnx(img).argmax()) for img in x] == keras_top1.tolist(), "ONNX and Keras disagree on top-1"
+    browser = info["browser"]  # the browser's smaller copy, checked on the test set against model.onnx
+    assert browser["state"] == "placed", f"{run_id}: python -m kmnist export --run {run_id} with the data here"
+    assert browser["sha256"] == export.sha256(export.browser_path(run)), "the browser's copy changed since its check"
+    assert browser["accuracy_float32"] - browser["accuracy"] <= export.MAX_ACCURACY_DROP
+    assert browser["top1_agreement"] >= export.MIN_AGREEMENT and browser["test_images"] == 10_000

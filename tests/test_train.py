@@ -46,10 +46,12 @@ def test_seed_network_and_optimizer_match_the_study():
 
 def test_one_epoch_makes_a_complete_run_that_learns(data_dir, runs_dir):
     run = train(TrainConfig(**TINY | {"batch_size": 16}), data_root=data_dir)
-    files = {p.name for p in run.path.iterdir()}
+    files = {p.name for p in run.path.iterdir()} - {export.BROWSER_FILE}  # placed when it answers like float32
     assert files == {runs.MODEL_FILE, runs.CONFIG_FILE, runs.CLASSES_FILE, runs.HISTORY_FILE, runs.METRICS_FILE,
                      runs.STATUS_FILE, runs.PREDICTIONS_FILE, runs.FRAMING_FILE, export.ONNX_FILE,
                      export.EXPORT_FILE}, "no temporary file is left"
+    browser = json.loads((run.path / export.EXPORT_FILE).read_text())["browser"]
+    assert browser["state"] in ("placed", "float32") and browser["test_images"] == 100, "checked on the run's test set"
     assert run.path.parent == runs_dir
     assert run.state == "completed" and run.status["epoch"] == 1
     assert run.status["eta_s"] == 0 and run.status["history"] == run.history, "the final status: nothing left"
