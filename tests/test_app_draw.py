@@ -193,12 +193,12 @@ def test_training_page_names_the_new_characters_a_finetune_will_teach(seed, data
         drawings.save(np.eye(28, dtype=np.uint8) * 255, None, "ゐ", "お", SEED_RUN, seed.classes, root=data)
     for i in range(2):
         drawings.save(np.eye(28, dtype=np.uint8) * 255, None, "ゑ", "お", SEED_RUN, seed.classes, root=data)
-    at = open_page("pages/training.py")
+    at = open_page("training")
     assert "**New characters it will learn:** ゐ — " in texts(at.markdown)
     assert "Too few drawings to learn from yet (a new character needs 5): ゑ 2." in texts(at.caption)
 
 
-@pytest.mark.parametrize("page", ["pages/evaluation.py", "pages/weak_classes.py"])
+@pytest.mark.parametrize("page", ["evaluation", "weak_classes"])
 def test_new_characters_are_scored_on_held_out_drawings(page, runs_dir, data):
     import shutil
     from kmnist import files
