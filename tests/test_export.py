@@ -59,6 +59,7 @@ def test_the_browser_gets_a_smaller_copy_that_answers_like_float32(runs_dir, sha
     assert same >= 0.98, f"the placed copy gives model.onnx's top-1 on only {same:.1%} of 200 test images"
 
 
+@pytest.mark.slow  # two quantizations of a real model, checked on 1,000 test images
 def test_no_smaller_copy_is_placed_when_none_answers_like_float32(runs_dir, shared_data, monkeypatch):
     run = shipped_copy(runs_dir)
     monkeypatch.setattr(export, "MIN_AGREEMENT", 1.01)  # no copy can agree that well: both are turned down
