@@ -4,7 +4,8 @@ The ONNX file is what the browser runs (onnxruntime-web on the Draw page) and wh
 single-image predictor prefers: onnxruntime answers one image in well under a millisecond and is
 untouched by the Keras session reset Streamlit performs after every script run. The export is
 verified before it is placed: the ONNX outputs on a seeded batch must match Keras within TOLERANCE,
-and `export.json` records the difference, the file's hash and size (or why the export failed).
+and `export.json` records the difference, the file's hash and size (or why the export failed). A run with a
+"none of these" rule (kmnist.unknown) gets the rule's score as a second output, so the browser applies it too.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kmnist import KmnistError, files, runs
+from kmnist import KmnistError, files, runs, unknown
 from kmnist.preprocess import SIZE, to_input
 
 ONNX_FILE, EXPORT_FILE = "model.onnx", "export.json"
@@ -23,6 +24,7 @@ OPSET = 17  # ONNX opset: supported by onnxruntime 1.32 and onnxruntime-web 1.30
 INPUT_NAME = "image"  # the graph input: float32 (N, 28, 28, 1), 0..255 like to_input
 CHECK_IMAGES = 64  # images in the verification batch
 TOLERANCE = 1e-4  # largest probability difference from Keras accepted
+SCORE_TOLERANCE = 1e-4  # largest difference of the "none of these" score from Keras, relative to its size
 
 
 class ExportMismatchError(KmnistError, RuntimeError):
@@ -56,22 +58,33 @@ def export_model(model, run_dir: Path) -> dict:
     import tf2onnx
 
     started = time.time()
+    rule = unknown.load(run_dir)
+    graph = unknown.with_score(model, rule) if rule is not None else model
     spec = (tf.TensorSpec((None, SIZE, SIZE, 1), tf.float32, name=INPUT_NAME),)
-    proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=OPSET)
+    proto, _ = tf2onnx.convert.from_keras(graph, input_signature=spec, opset=OPSET)
     data = proto.SerializeToString()
     x = to_input(check_batch())
     sess = session(data)
-    got = sess.run(None, {INPUT_NAME: x})[0]
-    want = np.asarray(model(x, training=False))
-    diff = float(np.abs(got - want).max())
-    same_top1 = float((got.argmax(1) == want.argmax(1)).mean())
+    got = sess.run(None, {INPUT_NAME: x})
+    want = graph(x, training=False)
+    want = [np.asarray(w) for w in (want if isinstance(want, (list, tuple)) else [want])]
+    diff = float(np.abs(got[0] - want[0]).max())
+    same_top1 = float((got[0].argmax(1) == want[0].argmax(1)).mean())
     if not diff <= TOLERANCE:  # also catches NaN
         raise ExportMismatchError(f"ONNX outputs differ from Keras by up to {diff:.3g} (tolerance {TOLERANCE})")
+    score_diff = None
+    if rule is not None:
+        score_diff = float((np.abs(got[1] - want[1]) / np.maximum(np.abs(want[1]), 1.0)).max())
+        if not score_diff <= SCORE_TOLERANCE:
+            raise ExportMismatchError(f"the ONNX 'none of these' score differs from Keras by up to {score_diff:.3g} "
+                                      f"of its size (tolerance {SCORE_TOLERANCE})")
     path = Path(run_dir) / ONNX_FILE
     with files.atomic_open(path, "wb") as f:
         f.write(data)
     info = {"state": "exported", "file": ONNX_FILE, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
             "opset": OPSET, "input": INPUT_NAME, "output": sess.get_outputs()[0].name,
+            "unknown_output": sess.get_outputs()[1].name if rule is not None else None,
+            "unknown_score_rel_diff": score_diff,
             "check_images": len(x), "max_abs_diff": diff, "top1_agreement": same_top1, "tolerance": TOLERANCE,
             "seconds": round(time.time() - started, 3), "tf2onnx": tf2onnx.__version__,
             "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

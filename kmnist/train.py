@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from kmnist import classes as cls, files
-from kmnist import datasets, runs
+from kmnist import datasets, runs, unknown
 from kmnist.config import TrainConfig
 from kmnist.evaluate import VALIDATION_KEYS, report, validation_scores
 from kmnist.export import export_or_record
@@ -192,6 +192,9 @@ def train(config: TrainConfig, dataset: datasets.Dataset | None = None, callback
         data = prepare(config, dataset, run_dir, extra)
         model, progress, train_seconds = fit(data, run_dir, started, stop, callbacks, verbose, start_from)
         saved = save(run_dir, model, data, progress.history)  # scored as saved: plain layers, float32
+        # The "none of these" rule, after the export (it re-exports with the rule's score) and before the final
+        # status, so a run that reads completed has it.
+        unknown.calibrate_or_record(runs.Run(run_id, run_dir), saved, data.train, data.val, data_root)
         score(run_dir, saved, data, progress, "cancelled" if stop.is_set() else "completed", train_seconds, started)
         return runs.Run(run_id, run_dir)
     except BaseException as e:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from kmnist import files, runs
+from kmnist import files, runs, unknown
 from kmnist.export import onnx_path
 
 HERE = Path(__file__).resolve().parent
@@ -36,6 +36,7 @@ class LiveDrawing:
     png: bytes  # the raw canvas drawing as PNG
     seq: int  # counts pen-ups in this component, so a new drawing is told from a rerun
     infer_ms: float  # the browser's framing + inference time for this answer
+    score: float | None = None  # the run's "none of these" score from the browser's model, None without one
 
 
 @lru_cache(maxsize=16)
@@ -91,7 +92,8 @@ def _decode(value: dict | None) -> LiveDrawing | None:
     png = value.get("png") or ""
     return LiveDrawing(image=image.reshape(28, 28).copy(), probs=np.asarray(value["probs"], np.float32),
                        png=base64.b64decode(png.partition(",")[2]) if png.startswith("data:") else b"",
-                       seq=int(value.get("seq", 0)), infer_ms=float(value.get("ms", 0.0)))
+                       seq=int(value.get("seq", 0)), infer_ms=float(value.get("ms", 0.0)),
+                       score=None if value.get("score") is None else float(value["score"]))
 
 
 def live_canvas(run: runs.Run, key: str = "live", background: bytes | None = None,
@@ -104,9 +106,11 @@ def live_canvas(run: runs.Run, key: str = "live", background: bytes | None = Non
     model = publish_model(run)
     classes = [{"char": c.char, "romaji": c.romaji, "kanji": c.kanji} for c in run.classes]
     picture = f"data:image/png;base64,{base64.b64encode(background).decode()}" if background else None
+    rule = unknown.load(run)  # its threshold goes to the browser, which computes the score in the model
     result = _CANVAS(
         key=key, data={"model": model, "static": _static_base(), "classes": classes,
-                       "framing": run.framing.to_json(), "size": CANVAS_PX, "run": run.id, "background": picture},
+                       "framing": run.framing.to_json(), "size": CANVAS_PX, "run": run.id, "background": picture,
+                       "unknown": rule.threshold if rule is not None else None},
         default={"drawing": None, "unsupported": False}, on_drawing_change=on_change or (lambda: None),
         on_unsupported_change=lambda: None)
     if result.unsupported and not st.session_state.get(UNSUPPORTED):

@@ -202,6 +202,8 @@ class LiveCanvas {
     const input = new this.ort.Tensor("float32", Float32Array.from(framed), [1, 28, 28, 1]);
     const out = await this.session.run({ [this.session.inputNames[0]]: input });
     this.probs = out[this.session.outputNames[0]].data;
+    // The run's "none of these" score (kmnist.unknown), where its export carries one.
+    this.score = this.session.outputNames.length > 1 ? out[this.session.outputNames[1]].data[0] : null;
     this.ms = performance.now() - started;
     stats.infer.push(this.ms);
     stats.answers++;
@@ -212,6 +214,7 @@ class LiveCanvas {
     const top1 = this.$(".best .char");
     const list = this.$(".top5");
     const framedCtx = this.$(".framed").getContext("2d");
+    this.showUnknown(probs);
     if (!probs) {
       top1.textContent = "";
       this.$(".romaji").textContent = this.$(".kanji").textContent = this.$(".prob").textContent = "";
@@ -245,6 +248,18 @@ class LiveCanvas {
     framedCtx.putImageData(img, 0, 0);
   }
 
+  // The run's "none of these" rule, as Python applies it (kmnist.unknown.Rule.flags): a score above the threshold.
+  isUnknown() {
+    const threshold = this.data.unknown;
+    return threshold != null && this.score != null && this.score > threshold;
+  }
+
+  showUnknown(probs) {
+    const note = this.$(".unknown");
+    note.hidden = !(probs && this.isUnknown());
+    note.textContent = `Looks like none of the ${this.data.classes.length} characters this model knows`;
+  }
+
   // Hand the finished drawing to Python (one rerun per pen up); null when the canvas holds no ink.
   deliver() {
     if (!this.send) return;
@@ -254,7 +269,7 @@ class LiveCanvas {
     }
     this.send("drawing", {
       image: toBase64(this.framed), probs: Array.from(this.probs), png: this.canvas.toDataURL("image/png"),
-      seq: ++this.seq, ms: this.ms,
+      seq: ++this.seq, ms: this.ms, score: this.score,
     });
   }
 }

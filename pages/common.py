@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from kmnist import datasets, figures, jobs, runs
+from kmnist import datasets, figures, jobs, runs, unknown
 from kmnist.classes import ClassInfo
 from kmnist.export import onnx_path
 from kmnist.predict import OnnxPredictor, Predictor
@@ -194,7 +194,7 @@ def _predictor(run_dir: str, stamps: tuple[float, float], onnx_stamp: float) -> 
     run = runs.Run(path.name, path)
     onnx = onnx_path(run)
     if onnx is None:
-        return _settle(Predictor(_checked_model(run)))
+        return _settle(Predictor(_checked_model(run), unknown.load(run)))
     run.check_model_file()  # a broken model.keras breaks the other pages: say so here too, not only there
     try:
         found = OnnxPredictor(str(onnx))
