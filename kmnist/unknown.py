@@ -235,15 +235,25 @@ def scribbles(n: int, framing, seed: int = 0, px: int = 128) -> np.ndarray:
 
 
 def _set_in(chars: list[str], fonts: list[Path], framing, px: int = 128) -> np.ndarray:
+    """Every character set in every font, font-major: uint8 (fonts * chars, 28, 28)."""
     images = [prepare(glyphs.render(c, f, px), framing) for f in fonts for c in chars]
     return np.stack(images) if images else np.zeros((0, 28, 28), np.uint8)
+
+
+def _renders(font: Path) -> bool:
+    """Whether FreeType sets this font without error (some installed fonts carry broken hinting programs)."""
+    try:
+        glyphs.render(cls.k49_classes()[0].char, font, 32)
+        return True
+    except (OSError, ValueError):
+        return False
 
 
 def team_data(run: runs.Run, data_root: Path | None = None, max_fonts: int = MAX_FONTS) -> TeamData:
     """The team-made images for a run's head: fonts spread over those installed that carry all 49 characters."""
     known = [c.char for c in run.classes]
     others = [c.char for c in cls.k49_classes() if c.char not in known]
-    fonts = glyphs.fonts_with("".join(c.char for c in cls.k49_classes()))
+    fonts = [f for f in glyphs.fonts_with("".join(c.char for c in cls.k49_classes())) if _renders(f)]
     fonts = fonts[:: max(1, len(fonts) // max_fonts)][:max_fonts]
     digits = np.zeros((0, 28, 28), np.uint8)
     if not {c.char for c in cls.digit_classes()} & set(known):
