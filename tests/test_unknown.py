@@ -13,6 +13,8 @@ from kmnist.predict import OnnxPredictor
 from kmnist.preprocess import prepare, to_input
 from kmnist.train import train
 from tests import sketch
+from tests.test_browser import ARTIFACTS, app_url, browser, draw, page  # noqa: F401 - fixtures
+from tests.test_live import open_live
 
 DEFAULT = "kmnist6k-resnet-bn-wide-e90"
 UNKNOWN_CHARS = "ゐゝあ"  # K49 characters no shipped run knows: ゐ and ゝ are among the study's weak classes
@@ -142,8 +144,6 @@ def drawable_unknown(run, fonts):
 
 @pytest.mark.browser
 def test_live_canvas_says_none_of_these_and_python_agrees(app_url, page):
-    from tests.test_browser import ARTIFACTS, draw
-    from tests.test_live import open_live
     run = runs.get_run(DEFAULT)  # the app's runs dir is empty: the shipped default is active
     char, plan = drawable_unknown(run, ipa_fonts())
     canvas = open_live(page, app_url)
