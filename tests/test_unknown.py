@@ -48,6 +48,7 @@ def test_fit_flags_what_lies_away_from_every_class_and_like_the_outliers():
     assert rule.flags(rule.scores(fresh)).mean() >= 0.9, "outlier-like features must read none of these"
 
 
+@pytest.mark.slow  # trains, then renders fonts and fits the head
 def test_a_trained_run_has_a_rule_that_keeps_the_share_and_rides_in_model_onnx(data_dir):
     run = train(TrainConfig(dataset="tiny10", epochs=1, batch_size=32), data_root=data_dir)
     rule = unknown.load(run)
@@ -164,3 +165,9 @@ def test_live_canvas_says_none_of_these_and_python_agrees(app_url, page):
     page.screenshot(path=str(ARTIFACTS / "browser-live-unknown.png"))
     page.get_by_role("button", name="Clear").click()
     note.wait_for(state="hidden")
+
+
+def test_calibrate_refuses_a_share_outside_zero_to_one_in_one_line(capsys):
+    assert cli.main(["calibrate", "--run", DEFAULT, "--keep", "1.5"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --keep") and err.count("\n") == 1, err
