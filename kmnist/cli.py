@@ -180,7 +180,7 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     import numpy as np
     from kmnist import unknown
-    from kmnist.predict import top_k
+    from kmnist.predict import predict_proba, top_k
     from kmnist.preprocess import BadImageError, EmptyImageError, prepare
     run = _run_or_active(args.run)
     model = run.load_model()
@@ -196,8 +196,14 @@ def cmd_predict(args) -> int:
         print(f"note: run {run.id!r} has no 'none of these' rule (\"unknown\": null); make one with "
               f"`python -m kmnist calibrate --run {run.id}`", file=sys.stderr)
     # One batch call: model.predict sets up a loop per call, which would dominate one image at a time.
-    probs, features = unknown.read(model, np.stack([image for _, image in ready])) if ready else ([], [])
-    scores = rule.scores(features) if rule is not None and ready else [None] * len(ready)
+    probs, scores = [], []
+    if ready:
+        images = np.stack([image for _, image in ready])
+        if rule is None:
+            probs, scores = predict_proba(model, images), [None] * len(ready)
+        else:
+            probs, features = unknown.read(model, images)
+            scores = rule.scores(features)
     results = [{"file": str(path), "top": [
         {"index": g.index, "char": g.char, "prob": round(g.prob, 6)} for g in top_k(p, run.classes)],
         "unknown": None if score is None else bool(rule.flags(score)),

@@ -171,3 +171,13 @@ def test_calibrate_refuses_a_share_outside_zero_to_one_in_one_line(capsys):
     assert cli.main(["calibrate", "--run", DEFAULT, "--keep", "1.5"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --keep") and err.count("\n") == 1, err
+
+
+def test_a_run_without_a_rule_answers_and_says_how_to_make_one(runs_dir, unknown_pngs, capsys):
+    import shutil
+    shutil.copytree(runs.get_run("kmnist6k-seed").path, runs_dir / "no-rule",
+                    ignore=shutil.ignore_patterns(unknown.RULE_FILE, unknown.ARRAYS_FILE))
+    assert cli.main(["predict", "--run", "no-rule", "--json", str(unknown_pngs[0])]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)[0]["unknown"] is None and json.loads(out.out)[0]["top"]
+    assert "python -m kmnist calibrate --run no-rule" in out.err
