@@ -217,10 +217,12 @@ def cmd_evaluate(args) -> int:
 
 def cmd_predict(args) -> int:
     import numpy as np
+    from kmnist import unknown
     from kmnist.predict import predict_proba, top_k
     from kmnist.preprocess import BadImageError, EmptyImageError, prepare
     run = _run_or_active(args.run)
     model = run.load_model()
+    rule = unknown.load(run)
     ready, failed = [], 0
     for path in args.images:
         try:
@@ -228,17 +230,49 @@ def cmd_predict(args) -> int:
         except (OSError, BadImageError, EmptyImageError) as e:
             failed += 1
             print(f"{path}: {e}", file=sys.stderr)
+    if rule is None and ready:
+        print(f"note: run {run.id!r} has no 'none of these' rule (\"unknown\": null); make one with "
+              f"`python -m kmnist calibrate --run {run.id}`", file=sys.stderr)
     # One batch call: model.predict sets up a loop per call, which would dominate one image at a time.
-    probs = predict_proba(model, np.stack([image for _, image in ready])) if ready else []
+    probs, scores = [], []
+    if ready:
+        images = np.stack([image for _, image in ready])
+        if rule is None:
+            probs, scores = predict_proba(model, images), [None] * len(ready)
+        else:
+            probs, features = unknown.read(model, images)
+            scores = rule.scores(features)
     results = [{"file": str(path), "top": [
-        {"index": g.index, "char": g.char, "prob": round(g.prob, 6)} for g in top_k(p, run.classes)]}
-        for (path, _), p in zip(ready, probs)]
+        {"index": g.index, "char": g.char, "prob": round(g.prob, 6)} for g in top_k(p, run.classes)],
+        "unknown": None if score is None else bool(rule.flags(score)),
+        "unknown_score": None if score is None else round(float(score), 3)}
+        for (path, _), p, score in zip(ready, probs, scores)]
     if args.json:
         _print_json(results)
     else:
         for r in results:
-            print(f"{r['file']}: " + "  ".join(f"{g['char']} {g['prob']:.3f}" for g in r["top"]))
+            none = f"  (looks like none of the {len(run.classes)} characters it knows)" if r["unknown"] else ""
+            print(f"{r['file']}: " + "  ".join(f"{g['char']} {g['prob']:.3f}" for g in r["top"]) + none)
     return 1 if failed else 0
+
+
+def cmd_calibrate(args) -> int:
+    from kmnist import unknown
+    from kmnist.export import export_or_record
+    if not 0 < args.keep <= 1:
+        raise UsageError(f"--keep is a share of the validation images, above 0 and at most 1 (got {args.keep})")
+    run = _run_or_active(args.run)
+    model = run.load_model()
+    rule = unknown.calibrate(run, model, keep=args.keep, data_root=args.data_dir)
+    export_or_record(model, run.path)  # model.onnx (and the browser's copy) with the rule's score
+    info = unknown.load(run).info
+    if args.json:
+        _print_json(info)
+    else:
+        print(f"{run.id}: 'none of these' above a score of {rule.threshold:.1f}, keeping "
+              f"{info['validation_kept']:.1%} of {info['validation_images']} validation images; model.onnx "
+              f"re-exported with the score ({info['seconds']:.0f} s)")
+    return 0
 
 
 def _run_row(run: runs.Run, active: str | None) -> dict:
@@ -396,6 +430,10 @@ def parser() -> argparse.ArgumentParser:
     s = add("export", cmd_export, "export a run's model to model.onnx (checked against Keras) for the browser")
     s.add_argument("--run", help="run id (default: the active model)")
     json_flag(s)
+    s = add("calibrate", cmd_calibrate, "make a run's 'none of these' rule on its validation split (and re-export)")
+    s.add_argument("--run", help="run id (default: the active model)")
+    s.add_argument("--keep", type=float, default=0.95, help="share of validation images to keep as known")
+    data_dir(s), json_flag(s)
     s = add("runs", cmd_runs, "list training runs (* marks the active model)")
     json_flag(s)
     s = add("activate", cmd_activate, "make a run the active model")

@@ -267,6 +267,18 @@ def load(name: str, root: Path | None = None) -> Dataset:
     return Dataset(name, classes, splits["train"], splits["test"])
 
 
+def split_train_val(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded, per-class (stratified) split of training positions into train and validation."""
+    rng = np.random.default_rng(seed)
+    train_idx, val_idx = [], []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        n_val = int(round(len(idx) * fraction))
+        val_idx.append(idx[:n_val])
+        train_idx.append(idx[n_val:])
+    return np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(val_idx))
+
+
 def class_counts(name: str, split: str = "train", root: Path | None = None) -> np.ndarray:
     """Images per class, from the labels alone."""
     return np.bincount(load_labels(name, split, root), minlength=len(load_classes(name, root)))

@@ -11,6 +11,9 @@ quarter of the bytes), else float16 weights (half). A copy is placed only when i
 model on the test set (accuracy within MAX_ACCURACY_DROP, top-1 agreement at least MIN_AGREEMENT), and
 `export.json` says which under "browser"; otherwise the browser gets model.onnx. The server always runs
 the float32 model.
+
+A run with a "none of these" rule (kmnist.unknown) gets the rule's score as a second output, so the browser
+applies it too.
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kmnist import KmnistError, datasets, files, runs
+from kmnist import KmnistError, datasets, files, runs, unknown
 from kmnist.preprocess import SIZE, to_input
 
 ONNX_FILE, EXPORT_FILE, BROWSER_FILE = "model.onnx", "export.json", "model.browser.onnx"
@@ -37,6 +40,7 @@ CALIBRATION_IMAGES = 1024  # training images (seeded pick) that set the int8 act
 CHECK_TEST_IMAGES = 10_000  # test images the browser's copy is scored on against float32 (all of a smaller set)
 MAX_ACCURACY_DROP = 0.001  # the browser's copy may lose at most 0.1 point of test accuracy...
 MIN_AGREEMENT = 0.995  # ...and must give float32's top-1 on at least 99.5% of the test images
+SCORE_TOLERANCE = 1e-4  # largest difference of the "none of these" score from Keras, relative to its size
 
 
 class ExportMismatchError(KmnistError, RuntimeError):
@@ -72,22 +76,33 @@ def export_model(model, run_dir: Path, images: Images | None = None) -> dict:
     import tf2onnx
 
     started = time.time()
+    rule = unknown.load(run_dir)
+    graph = unknown.with_score(model, rule) if rule is not None else model
     spec = (tf.TensorSpec((None, SIZE, SIZE, 1), tf.float32, name=INPUT_NAME),)
-    proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=OPSET)
+    proto, _ = tf2onnx.convert.from_keras(graph, input_signature=spec, opset=OPSET)
     data = proto.SerializeToString()
     x = to_input(check_batch())
     sess = session(data)
-    got = sess.run(None, {INPUT_NAME: x})[0]
-    want = np.asarray(model(x, training=False))
-    diff = float(np.abs(got - want).max())
-    same_top1 = float((got.argmax(1) == want.argmax(1)).mean())
+    got = sess.run(None, {INPUT_NAME: x})
+    want = graph(x, training=False)
+    want = [np.asarray(w) for w in (want if isinstance(want, (list, tuple)) else [want])]
+    diff = float(np.abs(got[0] - want[0]).max())
+    same_top1 = float((got[0].argmax(1) == want[0].argmax(1)).mean())
     if not diff <= TOLERANCE:  # also catches NaN
         raise ExportMismatchError(f"ONNX outputs differ from Keras by up to {diff:.3g} (tolerance {TOLERANCE})")
+    score_diff = None
+    if rule is not None:
+        score_diff = float((np.abs(got[1] - want[1]) / np.maximum(np.abs(want[1]), 1.0)).max())
+        if not score_diff <= SCORE_TOLERANCE:
+            raise ExportMismatchError(f"the ONNX 'none of these' score differs from Keras by up to {score_diff:.3g} "
+                                      f"of its size (tolerance {SCORE_TOLERANCE})")
     path = Path(run_dir) / ONNX_FILE
     with files.atomic_open(path, "wb") as f:
         f.write(data)
     info = {"state": "exported", "file": ONNX_FILE, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
             "opset": OPSET, "input": INPUT_NAME, "output": sess.get_outputs()[0].name,
+            "unknown_output": sess.get_outputs()[1].name if rule is not None else None,
+            "unknown_score_rel_diff": score_diff,
             "check_images": len(x), "max_abs_diff": diff, "top1_agreement": same_top1, "tolerance": TOLERANCE,
             "seconds": round(time.time() - started, 3), "tf2onnx": tf2onnx.__version__,
             "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -123,23 +138,31 @@ def browser_copy(run_dir: Path, images: Images | None = None) -> dict:
         images = images or Images.of_run(run_dir)
         pick = np.random.default_rng(0).permutation(len(images.test))[:CHECK_TEST_IMAGES]
         test, labels = images.test[pick], images.labels[pick]
-        want = _probabilities(run_dir / ONNX_FILE, test).argmax(1)
+        rule = unknown.load(run_dir)
+        want, want_score = _outputs(run_dir / ONNX_FILE, test)
+        want = want.argmax(1)
         turned_down = []
         for make in (int8_qdq, float16_weights):
             started = time.time()
             data, method = make(run_dir / ONNX_FILE, images.train)
-            got = _probabilities(data, test).argmax(1)
+            got, got_score = _outputs(data, test)
+            got = got.argmax(1)
             info = {"state": "placed", "file": BROWSER_FILE, "method": method, "bytes": len(data),
                     "sha256": hashlib.sha256(data).hexdigest(), "dataset": images.dataset, "test_images": len(test),
                     "accuracy_float32": float((want == labels).mean()), "accuracy": float((got == labels).mean()),
                     "top1_agreement": float((got == want).mean()), "max_accuracy_drop": MAX_ACCURACY_DROP,
-                    "min_agreement": MIN_AGREEMENT, "seconds": round(time.time() - started, 3)}
+                    "min_agreement": MIN_AGREEMENT, "seconds": round(time.time() - started, 3),
+                    # the browser's "none of these" must decide as the server's does (None: the run has no rule)
+                    "unknown_agreement": float((rule.flags(got_score) == rule.flags(want_score)).mean())
+                    if rule is not None and got_score is not None else None}
             if (info["accuracy_float32"] - info["accuracy"] <= MAX_ACCURACY_DROP
-                    and info["top1_agreement"] >= MIN_AGREEMENT):
+                    and info["top1_agreement"] >= MIN_AGREEMENT
+                    and (info["unknown_agreement"] is None or info["unknown_agreement"] >= MIN_AGREEMENT)):
                 with files.atomic_open(run_dir / BROWSER_FILE, "wb") as f:
                     f.write(data)
                 return {**info, "turned_down": turned_down}
-            turned_down.append({k: info[k] for k in ("method", "bytes", "accuracy", "top1_agreement")})
+            turned_down.append({k: info[k] for k in ("method", "bytes", "accuracy", "top1_agreement",
+                                                     "unknown_agreement")})
         return {"state": "float32", "why": "no smaller copy answers like model.onnx", "dataset": images.dataset,
                 "test_images": len(test), "turned_down": turned_down}
     except (datasets.DataMissingError, runs.RunError) as e:  # no data here, or no config naming it
@@ -148,17 +171,20 @@ def browser_copy(run_dir: Path, images: Images | None = None) -> dict:
         return {"state": "failed", "error": f"{type(e).__name__}: {e}"}
 
 
-def _probabilities(source: Path | bytes, images: np.ndarray, batch: int = 1000) -> np.ndarray:
+def _outputs(source: Path | bytes, images: np.ndarray, batch: int = 1000) -> tuple[np.ndarray, np.ndarray | None]:
+    """A model's probabilities and its "none of these" scores (None without that output) for many images."""
     sess = session(source)
-    return np.concatenate([sess.run(None, {INPUT_NAME: to_input(images[i:i + batch])})[0]
-                           for i in range(0, len(images), batch)])
+    runs_ = [sess.run(None, {INPUT_NAME: to_input(images[i:i + batch])}) for i in range(0, len(images), batch)]
+    probs = np.concatenate([r[0] for r in runs_])
+    return probs, (np.concatenate([np.ravel(r[1]) for r in runs_]) if len(runs_[0]) > 1 else None)
 
 
 def int8_qdq(source: Path, train: np.ndarray) -> tuple[bytes, str]:
     """Static int8 QDQ of an ONNX model, calibrated on a seeded pick of training images; (bytes, method).
 
     Per-channel weights, percentile-calibrated activations; the first convolution (raw ink in) and the
-    last dense layer (the logits) stay float32: quantizing them cost 0.3 points of accuracy on kmnist6k."""
+    heads (the logits' dense layer; the "none of these" score) stay float32: quantizing the first two cost 0.3
+    points of accuracy on kmnist6k, and the score is compared with a threshold."""
     import onnx
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
@@ -180,8 +206,7 @@ def int8_qdq(source: Path, train: np.ndarray) -> tuple[bytes, str]:
         prepared, quantized = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
         graph = onnx.load(str(prepared)).graph
-        keep_float = ([n.name for n in graph.node if n.op_type == "Conv"][:1]
-                      + [n.name for n in graph.node if n.op_type in ("MatMul", "Gemm")][-1:])
+        keep_float = [n.name for n in graph.node if n.op_type == "Conv"][:1] + _heads(graph)
         with contextlib.redirect_stdout(io.StringIO()):  # its calibrator prints progress; `--json` owns stdout
             quantize_static(str(prepared), str(quantized), Batches(), quant_format=QuantFormat.QDQ,
                             per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
@@ -189,6 +214,26 @@ def int8_qdq(source: Path, train: np.ndarray) -> tuple[bytes, str]:
         return quantized.read_bytes(), (f"int8 QDQ: per-channel int8 weights, uint8 activations calibrated on "
                                         f"{len(calibration)} training images (percentile); first convolution "
                                         "and last dense layer float32")
+
+
+def _heads(graph) -> list[str]:
+    """The nodes after the shared features: with one output, its last dense layer; with two, every node that
+    only one output depends on (the logits layer and softmax; the score's distance and head)."""
+    if len(graph.output) < 2:
+        return [n.name for n in graph.node if n.op_type in ("MatMul", "Gemm")][-1:]
+    producer = {o: n for n in graph.node for o in n.output}
+
+    def ancestors(tensor: str) -> set[str]:
+        seen, todo = set(), [tensor]
+        while todo:
+            node = producer.get(todo.pop())
+            if node is not None and node.name not in seen:
+                seen.add(node.name)
+                todo.extend(node.input)
+        return seen
+
+    first, second = (ancestors(o.name) for o in graph.output[:2])
+    return sorted(first ^ second)
 
 
 def float16_weights(source: Path, train: np.ndarray) -> tuple[bytes, str]:

@@ -186,10 +186,9 @@ def finetune(base_id: str, drawings_name: str = drawings.NAME, epochs: int = 3, 
     config = base.config.replace(epochs=epochs, seed=seed, learning_rate=lr, warmup_epochs=0.0, precision="float32")
     grown = datasets.Dataset(dataset.name, table, dataset.train, dataset.test)  # labels keep their indices
     started = time.time()
-    run = train(config, dataset=grown, run_id=run_id or new_run_id(base), runs_root=runs_root,
+    run = train(config, dataset=grown, run_id=run_id or new_run_id(base), runs_root=runs_root, data_root=data_root,
                 callbacks=callbacks, start_from=model, extra=extra)
     seconds = time.time() - started
-    # Issue 18 part 1 ("none of these"): the grown run, exported, gets its own rule here: unknown.calibrate(run)
     tuned = run.load_model()
     predicted = (predict_proba(tuned, mine.images[held], tta=tta).argmax(axis=1) if held.any()
                  else np.zeros(0, np.int64))

@@ -20,18 +20,34 @@ def predict_proba(model, images: np.ndarray, batch_size: int = 512, tta: bool = 
     return np.asarray(probs)
 
 
-class Predictor:
-    """The fast path for one image: a direct call, compiled once for a fixed input shape."""
+def _reading(outputs) -> tuple[np.ndarray, float | None]:
+    """(probabilities, "none of these" score or None) of one image from a model's one or two outputs."""
+    if isinstance(outputs, (list, tuple)):
+        return np.asarray(outputs[0])[0], (float(np.asarray(outputs[1])[0]) if len(outputs) > 1 else None)
+    return np.asarray(outputs)[0], None
 
-    def __init__(self, model):
+
+class Predictor:
+    """The fast path for one image: a direct call, compiled once for a fixed input shape.
+
+    With a "none of these" rule (kmnist.unknown) it also gives the rule's score, as the exported model does.
+    """
+
+    def __init__(self, model, rule=None):
         import tensorflow as tf
+        from kmnist.unknown import with_score
         self.model = model
-        self._call = tf.function(lambda x: model(x, training=False), reduce_retracing=True,
+        graph = with_score(model, rule) if rule is not None else model
+        self._call = tf.function(lambda x: graph(x, training=False), reduce_retracing=True,
                                  input_signature=[tf.TensorSpec((1, 28, 28, 1), tf.float32)])
         self(np.zeros((28, 28), np.uint8))  # trace now, not on the first stroke
 
+    def read(self, image: np.ndarray) -> tuple[np.ndarray, float | None]:
+        """Probabilities and the "none of these" score (None without a rule) of one image."""
+        return _reading(self._call(to_input(image)))
+
     def __call__(self, image: np.ndarray) -> np.ndarray:
-        return np.asarray(self._call(to_input(image)))[0]
+        return self.read(image)[0]
 
 
 class OnnxPredictor:
@@ -43,8 +59,12 @@ class OnnxPredictor:
         self._input = self._session.get_inputs()[0].name
         self.outputs = len(self(np.zeros((28, 28), np.uint8)))  # one call allocates now, not on the first stroke
 
+    def read(self, image: np.ndarray) -> tuple[np.ndarray, float | None]:
+        """Probabilities and the "none of these" score (None when the export has no score output) of one image."""
+        return _reading(self._session.run(None, {self._input: to_input(image)}))
+
     def __call__(self, image: np.ndarray) -> np.ndarray:
-        return self._session.run(None, {self._input: to_input(image)})[0][0]
+        return self.read(image)[0]
 
 
 @dataclass

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from kmnist import classes as cls, files
-from kmnist import datasets, distributed, runs
+from kmnist import datasets, distributed, runs, unknown
+from kmnist.datasets import split_train_val
 from kmnist.config import TrainConfig
 from kmnist.evaluate import VALIDATION_KEYS, report, validation_scores
 from kmnist.export import Images, export_or_record
@@ -25,18 +26,6 @@ STATUS_EVERY = 0.5  # seconds between status rewrites during an epoch
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def split_train_val(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded, per-class (stratified) split of training positions into train and validation."""
-    rng = np.random.default_rng(seed)
-    train_idx, val_idx = [], []
-    for c in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        n_val = int(round(len(idx) * fraction))
-        val_idx.append(idx[:n_val])
-        train_idx.append(idx[n_val:])
-    return np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(val_idx))
 
 
 def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -223,7 +212,7 @@ def train(config: TrainConfig, dataset: datasets.Dataset | None = None, callback
         if scratch:  # the chief saves and scores the run
             return distributed.Part(where.task, where.workers, run_id, "cancelled" if stop.is_set() else "completed",
                                     progress.epochs_done, distributed.digest(model))
-        saved = save(run_dir, model, data, progress.history)  # scored as saved: plain layers, float32
+        saved = save(run_dir, model, data, progress.history, data_root)  # scored as saved: plain layers, float32
         score(run_dir, saved, data, progress, "cancelled" if stop.is_set() else "completed", train_seconds, started)
         return runs.Run(run_id, run_dir)
     except BaseException as e:
@@ -293,16 +282,18 @@ def fit(data: Prepared, run_dir: Path, started: float, stop: threading.Event, ca
     return model, follow, time.time() - fit_start
 
 
-def save(run_dir: Path, model, data: Prepared, history: dict):
-    """The trained model and its history, each written under a temporary name and renamed into place;
-    returns the saved model (the fitted one may be a fused-BatchNorm, bfloat16 training copy)."""
+def save(run_dir: Path, model, data: Prepared, history: dict, data_root: Path | None = None):
+    """The trained model, its "none of these" rule, its exports and its history, each written under a temporary
+    name and renamed into place; returns the saved model (the fitted one may be a fused-BatchNorm, bfloat16
+    training copy). `data_root` is where the rule looks for MNIST digits among its outliers."""
     from kmnist import models
     # Save an uncompiled copy: the optimizer's slots would triple the file for no use at inference.
     inference = models.build(data.config.arch, len(data.classes))
     inference.set_weights(model.get_weights())
     with files.atomic_path(run_dir / runs.MODEL_FILE, suffix=".keras") as tmp:  # Keras wants the .keras suffix
         inference.save(tmp)
-    # model.onnx and the browser's smaller copy; a failure is recorded, not raised
+    # The rule before the export, which puts its score into model.onnx; a failure of either is recorded, not raised
+    unknown.calibrate_or_record(runs.Run(run_dir.name, run_dir), inference, data.train, data.val, data_root)
     export_or_record(inference, run_dir, Images(data.train.images, data.test.images, data.test.labels,
                                                 data.config.dataset))
     files.write_json(run_dir / runs.HISTORY_FILE, history)

@@ -117,6 +117,7 @@ class Drawn:
     raw: bytes | np.ndarray | None  # the picture as drawn or uploaded: PNG/JPEG bytes or an RGBA/grey array
     source: str  # "canvas", "upload" or "live"
     probs: np.ndarray | None = None  # the model's answer when the browser already read it (live), else None
+    score: float | None = None  # with it, the browser's "none of these" score (kmnist.unknown), None without one
 
     @property
     def key(self) -> str:

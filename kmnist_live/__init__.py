@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from kmnist import runs
+from kmnist import runs, unknown
 from kmnist.export import browser_path, onnx_path
 
 HERE = Path(__file__).resolve().parent
@@ -38,6 +38,7 @@ class LiveDrawing:
     image: np.ndarray  # uint8 (28, 28), framed in the browser exactly like preprocess.prepare
     probs: np.ndarray | None  # float32 (classes,), the browser's model output; None: its model was not ready
     png: bytes  # the raw canvas drawing as PNG
+    score: float | None = None  # the run's "none of these" score from the browser's model, None without one
 
 
 @lru_cache(maxsize=64)
@@ -134,14 +135,15 @@ def _decode(value: dict | None) -> LiveDrawing | None:
     png = value.get("png") or ""
     return LiveDrawing(image=image.reshape(28, 28).copy(),
                        probs=None if probs is None else np.asarray(probs, np.float32),
-                       png=base64.b64decode(png.partition(",")[2]) if png.startswith("data:") else b"")
+                       png=base64.b64decode(png.partition(",")[2]) if png.startswith("data:") else b"",
+                       score=None if value.get("score") is None else float(value["score"]))
 
 
 def _served_key(key: str) -> str:
     return f"{key}.server_answer"  # session key: the server's answer to a drawing the browser could not read yet
 
 
-def _on_drawing(key: str, answer: Callable[[np.ndarray], np.ndarray] | None,
+def _on_drawing(key: str, answer: Callable[[np.ndarray], tuple[np.ndarray, float | None]] | None,
                 on_change: Callable[[], None] | None) -> Callable[[], None]:
     """The pen-up callback: a drawing sent without probabilities (the browser model still loading) is read
     here, before the rerun, so the same run hands the answer back to the canvas."""
@@ -150,8 +152,9 @@ def _on_drawing(key: str, answer: Callable[[np.ndarray], np.ndarray] | None,
         value = state.get("drawing") if state else None
         drawing = _decode(value) if answer is not None and value and value.get("probs") is None else None
         if drawing is not None:
-            st.session_state[_served_key(key)] = {"image": value["image"],
-                                                  "probs": np.asarray(answer(drawing.image)).tolist()}
+            probs, score = answer(drawing.image)
+            st.session_state[_served_key(key)] = {"image": value["image"], "probs": np.asarray(probs).tolist(),
+                                                  "score": None if score is None else float(score)}
         if on_change is not None:
             on_change()
     return changed
@@ -159,16 +162,17 @@ def _on_drawing(key: str, answer: Callable[[np.ndarray], np.ndarray] | None,
 
 def live_canvas(run: runs.Run, key: str = "live", background: bytes | None = None,
                 on_change: Callable[[], None] | None = None,
-                answer: Callable[[np.ndarray], np.ndarray] | None = None) -> LiveDrawing | None:
+                answer: Callable[[np.ndarray], tuple[np.ndarray, float | None]] | None = None) -> LiveDrawing | None:
     """Mount the live canvas for the run; the last drawing the pen lifted from, or None (empty or cleared).
 
     `background`, PNG bytes, shows faintly under the ink (a form to trace) on a layer of its own: the model
-    never reads it. `on_change` runs when the pen lifts, as a widget's on_change does. `answer` (a framed
-    28x28 uint8 -> probabilities, the server's predictor) reads the drawings made before the browser's
-    model is ready, so the first answer does not wait for the download.
+    never reads it. `on_change` runs when the pen lifts, as a widget's on_change does. `answer` (the server
+    predictor's `read`: a framed 28x28 uint8 -> probabilities and "none of these" score) reads the drawings
+    made before the browser's model is ready, so the first answer does not wait for the download.
     """
     classes = [{"char": c.char, "romaji": c.romaji, "kanji": c.kanji} for c in run.classes]
     picture = f"data:image/png;base64,{base64.b64encode(background).decode()}" if background else None
+    rule = unknown.load(run)  # its threshold goes to the browser, which computes the score in the model
     result = _CANVAS(
         key=key, data={"model": model_url(run), "ort": f"{_base()}ort/{runtime_tag()}/", "classes": classes,
                        "framing": run.framing.to_json(), "run": run.id, "background": picture,

@@ -52,6 +52,7 @@ class LiveCanvas {
   served(answer) {
     if (this.session || !answer || !this.framed || answer.image !== this.sent || this.probs) return;
     this.probs = Float32Array.from(answer.probs);
+    this.score = answer.score;  // the server applies the same rule to the same 28x28
     this.ms = null;
     stats.served++;
     this.show(this.probs);
@@ -210,13 +211,15 @@ class LiveCanvas {
     const framed = prepareCanvas(rgba, width, height, this.data.framing);
     this.framed = framed;
     if (!framed || !this.session) {
-      this.probs = null;
+      this.probs = this.score = null;
       if (!framed) this.show(null);
       return;
     }
     const input = new this.ort.Tensor("float32", Float32Array.from(framed), [1, 28, 28, 1]);
     const out = await this.session.run({ [this.session.inputNames[0]]: input });
     this.probs = out[this.session.outputNames[0]].data;
+    // The run's "none of these" score (kmnist.unknown), where its export carries one.
+    this.score = this.session.outputNames.length > 1 ? out[this.session.outputNames[1]].data[0] : null;
     this.ms = performance.now() - started;
     stats.infer.push(this.ms);
     stats.answers++;
@@ -227,6 +230,7 @@ class LiveCanvas {
     const top1 = this.$(".best .char");
     const list = this.$(".top5");
     const framedCtx = this.$(".framed").getContext("2d");
+    this.showUnknown(probs);
     if (!probs) {
       top1.textContent = "";
       this.$(".romaji").textContent = this.$(".kanji").textContent = this.$(".prob").textContent = "";
@@ -261,6 +265,18 @@ class LiveCanvas {
     framedCtx.putImageData(img, 0, 0);
   }
 
+  // The run's "none of these" rule, as Python applies it (kmnist.unknown.Rule.flags): a score above the threshold.
+  isUnknown() {
+    const threshold = this.data.unknown;
+    return threshold != null && this.score != null && this.score > threshold;
+  }
+
+  showUnknown(probs) {
+    const note = this.$(".unknown");
+    note.hidden = !(probs && this.isUnknown());
+    note.textContent = `Looks like none of the ${this.data.classes.length} characters this model knows`;
+  }
+
   // Hand the finished drawing to Python (one rerun per pen up); null when the canvas holds no ink. Without
   // probabilities (no model here yet) the server reads it and answers through data.answer.
   deliver() {
@@ -272,7 +288,7 @@ class LiveCanvas {
     }
     this.send("drawing", {
       image: this.sent, probs: this.probs ? Array.from(this.probs) : null, png: this.canvas.toDataURL("image/png"),
-      seq: ++this.seq,  // a new value per pen-up, so drawing the same again still reaches Python
+      score: this.score, seq: ++this.seq,  // a new value per pen-up, so drawing the same again still reaches Python
     });
   }
 }

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from kmnist import datasets, figures, runs
+from kmnist import datasets, figures, runs, unknown
 from kmnist.export import ONNX_FILE, onnx_path
 from kmnist.predict import OnnxPredictor, Predictor
 
@@ -72,7 +72,7 @@ def predictor(run: runs.Run) -> Predictor | OnnxPredictor:
     """The fast single-image predictor of the run's model: its ONNX export when it has one, else Keras."""
     onnx = onnx_path(run)
     if onnx is None:
-        return _settle(Predictor(_checked_model(run)))
+        return _settle(Predictor(_checked_model(run), unknown.load(run)))
     run.check_model_file()  # a broken model.keras breaks the other pages: say so here too, not only there
     try:
         found = OnnxPredictor(str(onnx))

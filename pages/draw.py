@@ -16,7 +16,7 @@ from streamlit_drawable_canvas import st_canvas
 
 import app
 import kmnist_live
-from kmnist import classes, drawings, figures, glyphs, runs, settings, tutor
+from kmnist import classes, drawings, figures, glyphs, runs, settings, tutor, unknown
 from kmnist.classes import HENTAIGANA_NOTE
 from kmnist.predict import top_k
 from kmnist.preprocess import MAX_UPLOAD_BYTES, BadImageError, EmptyImageError, prepare
@@ -119,10 +119,10 @@ def server_canvas(run, background: bytes) -> tutor.Drawn | None:
 def live_canvas(run, background: bytes | None) -> tutor.Drawn | None:
     """The live canvas (its own tools and top 5 inside); the last drawing the pen lifted from, read in the browser."""
     drawing = kmnist_live.live_canvas(run, key=canvas_key("live-canvas"), background=background, on_change=drew,
-                                      answer=cached.predictor(run))  # answers until the browser model is ready
+                                      answer=cached.predictor(run).read)  # answers until the browser model is ready
     if drawing is None:
         return None
-    return tutor.Drawn(drawing.image, drawing.png or None, "live", drawing.probs)
+    return tutor.Drawn(drawing.image, drawing.png or None, "live", drawing.probs, drawing.score)
 
 
 def current(run, drawn: tutor.Drawn | None, upload, live: bool) -> tutor.Drawn | str | None:
@@ -191,9 +191,11 @@ def board(run, background: bytes | None, target: int | None, live: bool) -> None
 def answer(run, drawn: tutor.Drawn, target: int | None, explain: bool) -> None:
     """What the model reads, where it looked, practice scoring and "Right?", for one drawing."""
     st.session_state[common.LAST_DRAWING] = drawn.seen
-    probs = drawn.probs if drawn.probs is not None else cached.predictor(run)(drawn.seen)
+    probs, score = (drawn.probs, drawn.score) if drawn.probs is not None else cached.predictor(run).read(drawn.seen)
     guesses = top_k(probs, run.classes, k=5)
     best = guesses[0]
+    if score is not None and unknown.decide(run, score)[0]:
+        none_of_these(run, best)
     metric_col, seen_col, looked_col = st.columns([2, 1, 1])
     with metric_col:
         st.metric(label="Prediction", value=best.char)
@@ -215,6 +217,14 @@ def answer(run, drawn: tutor.Drawn, target: int | None, explain: bool) -> None:
     if drawn.source != "live":  # the live canvas shows its own top 5
         st.plotly_chart(figures.top_guesses(guesses), key="top5")
     right_or_not(run, drawn, best)
+
+
+def none_of_these(run, best) -> None:
+    """Say plainly that the drawing looks like none of the characters the model knows, and where all 49 are."""
+    st.warning(f"**This looks like none of the {len(run.classes)} characters this model knows** "
+               f"({' '.join(c.char for c in run.classes)}). The nearest it reads is {best.char}, but that is a "
+               "guess at something it was never taught. [How all 49 characters are written](characters)",
+               icon=":material/help:")
 
 
 def practice_score(run, drawn: tutor.Drawn, probs: np.ndarray, target: int) -> None:

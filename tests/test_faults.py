@@ -341,7 +341,7 @@ def test_the_draw_page_with_a_broken_active_model_says_so_and_answers_with_the_d
     at.session_state["draw_injected_image"] = drawing
     at.run()
     assert not at.exception, "no traceback reaches the browser"
-    warnings = [w.value for w in at.warning]
+    warnings = [w.value for w in at.warning if "none of the" not in w.value]  # a bar is no character: fine
     assert len(warnings) == 1 and "'broken'" in warnings[0] and "truncated" in warnings[0], warnings
     assert "\n" not in warnings[0] and str(files.ROOT) not in warnings[0].split("(")[0]
     assert at.metric[0].value in [c.char for c in runs.shipped_default().classes], "answered by the default"

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from kmnist import export, models, runs
+from kmnist import export, models, runs, unknown
 from kmnist.config import TrainConfig, preset
 from kmnist.evaluate import VALIDATION_KEYS
 from kmnist.train import class_weights, split_train_val, train
@@ -49,7 +49,7 @@ def test_one_epoch_makes_a_complete_run_that_learns(data_dir, runs_dir):
     files = {p.name for p in run.path.iterdir()} - {export.BROWSER_FILE}  # placed when it answers like float32
     assert files == {runs.MODEL_FILE, runs.CONFIG_FILE, runs.CLASSES_FILE, runs.HISTORY_FILE, runs.METRICS_FILE,
                      runs.STATUS_FILE, runs.PREDICTIONS_FILE, runs.FRAMING_FILE, export.ONNX_FILE,
-                     export.EXPORT_FILE}, "no temporary file is left"
+                     export.EXPORT_FILE, unknown.RULE_FILE, unknown.ARRAYS_FILE}, "no temporary file is left"
     browser = json.loads((run.path / export.EXPORT_FILE).read_text())["browser"]
     assert browser["state"] in ("placed", "float32") and browser["test_images"] == 100, "checked on the run's test set"
     assert run.path.parent == runs_dir
