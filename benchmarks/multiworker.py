@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,9 +41,9 @@ def load() -> str:
 def role(kind: str, epochs: int, dataset: str, out: Path) -> None:
     """One process of the benchmark: train, time the epochs, (workers) time all-reduces; JSON to `out`."""
     import keras
-    from kmnist import distributed, models
+    from kmnist import datasets, distributed, models
     from kmnist.config import preset
-    from kmnist.train import train
+    from kmnist.train import fit, prepare
 
     class Timer(keras.callbacks.Callback):
         def __init__(self):
@@ -58,9 +59,11 @@ def role(kind: str, epochs: int, dataset: str, out: Path) -> None:
     config = preset("k49").replace(dataset=dataset, epochs=epochs,
                                    strategy="multi-worker" if kind == "worker" else "default")
     timer = Timer()
-    with tempfile.TemporaryDirectory() as runs_root:
-        result = train(config, runs_root=Path(runs_root), run_id="bench", callbacks=[timer])
-        fitted = result.metrics["train_images"] if hasattr(result, "metrics") else None
+    data = datasets.load(dataset)
+    with tempfile.TemporaryDirectory() as run_dir:  # fit only: saving and scoring are not what is compared
+        prepared = prepare(config, data, Path(run_dir))
+        fit(prepared, Path(run_dir), time.time(), threading.Event(), [timer])
+    fitted = len(prepared.train.labels)
     report = {"epoch_s": timer.epochs, "train_images": fitted}
     if kind == "worker":
         import numpy as np
