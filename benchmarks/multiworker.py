@@ -1,14 +1,14 @@
 """Multi-worker training on one machine: an epoch with one worker beside two, the all-reduce cost, a K49 plan.
 
     KMNIST_DATA_DIR=/path/to/data python benchmarks/multiworker.py [--epochs 2] [--dataset kmnist6k]
-        [--out benchmarks/multiworker.json] [--no-markdown]
+        [--limit N] [--out benchmarks/multiworker.json] [--no-markdown]
 
 Trains the K49 preset's recipe (network, batch 256, augmentation, class weights) on `--dataset` for
 `--epochs` epochs, twice: once as one machine (`--strategy default`, Keras' fit) and once as two worker
 processes on 127.0.0.1 (`--strategy multi-worker`, free ports picked now, global batch 256 = 128 a worker).
 Each process times its epochs with a callback; the last epoch is the one reported (the first also traces
 the step). After training, the two workers time all-reduces of a float32 vector of the network's size (what
-every step exchanges) and of one scalar (the latency floor). Writes the JSON and, unless --no-markdown, the
+every step exchanges) and of one scalar (the latency floor), eagerly: an upper bound on the in-step cost. Writes the JSON and, unless --no-markdown, the
 table between the multiworker markers of BENCHMARKS.md. The load average is recorded before and after: the
 machine is shared.
 """
@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,12 +38,12 @@ def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def role(kind: str, epochs: int, dataset: str, out: Path) -> None:
+def role(kind: str, epochs: int, dataset: str, limit: int, out: Path) -> None:
     """One process of the benchmark: train, time the epochs, (workers) time all-reduces; JSON to `out`."""
     import keras
-    from kmnist import distributed, models
+    from kmnist import datasets, distributed, models
     from kmnist.config import preset
-    from kmnist.train import train
+    from kmnist.train import fit, prepare
 
     class Timer(keras.callbacks.Callback):
         def __init__(self):
@@ -55,12 +56,14 @@ def role(kind: str, epochs: int, dataset: str, out: Path) -> None:
         def on_epoch_end(self, epoch, logs=None):
             self.epochs.append(time.perf_counter() - self.began)
 
-    config = preset("k49").replace(dataset=dataset, epochs=epochs,
+    config = preset("k49").replace(dataset=dataset, epochs=epochs, limit=limit,
                                    strategy="multi-worker" if kind == "worker" else "default")
     timer = Timer()
-    with tempfile.TemporaryDirectory() as runs_root:
-        result = train(config, runs_root=Path(runs_root), run_id="bench", callbacks=[timer])
-        fitted = result.metrics["train_images"] if hasattr(result, "metrics") else None
+    data = datasets.load(dataset)
+    with tempfile.TemporaryDirectory() as run_dir:  # fit only: saving and scoring are not what is compared
+        prepared = prepare(config, data, Path(run_dir))
+        fit(prepared, Path(run_dir), time.time(), threading.Event(), [timer])
+    fitted = len(prepared.train.labels)
     report = {"epoch_s": timer.epochs, "train_images": fitted}
     if kind == "worker":
         import numpy as np
@@ -73,7 +76,7 @@ def role(kind: str, epochs: int, dataset: str, out: Path) -> None:
                 lambda v: tf.reduce_sum(tf.distribute.get_replica_context().all_reduce("sum", v)), args=(v,)),
                 axis=None)
 
-        step = tf.function(exchange)
+        step = exchange  # eager, as Loop.share runs (in a tf.function these all-reduces fail): an upper bound
         timings = {}
         for name, size in (("gradient", params), ("scalar", 1)):
             v = tf.constant(np.ones(size, np.float32))
@@ -102,7 +105,8 @@ def free_ports(n: int) -> list[int]:
 def run_role(kind: str, args, tmp: Path, env_extra: dict | None = None, tag: str = "") -> subprocess.Popen:
     out = tmp / f"{kind}{tag}.json"
     return subprocess.Popen([sys.executable, __file__, "--role", kind, "--epochs", str(args.epochs),
-                             "--dataset", args.dataset, "--role-out", str(out)],
+                             "--dataset", args.dataset, "--limit", str(args.limit),
+                             "--role-out", str(out)],
                             cwd=ROOT, env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"} | (env_extra or {}))
 
 
@@ -110,13 +114,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--dataset", default="kmnist6k")
+    p.add_argument("--limit", type=int, default=0, help="use only the first N training images (0 = all)")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "multiworker.json"))
     p.add_argument("--no-markdown", action="store_true")
     p.add_argument("--role", choices=["one", "worker"], help=argparse.SUPPRESS)
     p.add_argument("--role-out", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.role:
-        return role(args.role, args.epochs, args.dataset, Path(args.role_out))
+        return role(args.role, args.epochs, args.dataset, args.limit, Path(args.role_out))
     started, load_before = datetime.now(timezone.utc).isoformat(timespec="seconds"), load()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -143,7 +148,8 @@ def main() -> None:
     result = {
         "measured": started, "machine": f"{platform.machine()}, {os.cpu_count()} logical cores",
         "load_average": {"start": load_before, "after_one": load_middle, "end": load()},
-        "config": f"preset k49 on {args.dataset}, {args.epochs} epochs, global batch 256", "train_images": images,
+        "config": f"preset k49 on {args.dataset}" + (f" (first {args.limit} images)" if args.limit else "")
+                  + f", {args.epochs} epochs, global batch 256", "train_images": images,
         "one": {"epoch_s": one_r["epoch_s"], "images_per_s": images / one_s, "step_ms": 1000 * one_s / steps},
         "two": {"epoch_s": [chief["epoch_s"], other["epoch_s"]], "images_per_s": images / two_s,
                 "step_ms": 1000 * two_s / steps},
@@ -168,7 +174,7 @@ def write_markdown(r: dict) -> None:
             f"| {one['step_ms']:.0f} ms |\n"
             f"| two workers on 127.0.0.1 (`--strategy multi-worker`) | {max(e[-1] for e in two['epoch_s']):.1f} s | "
             f"{two['images_per_s']:.0f} | {two['step_ms']:.0f} ms |\n\n"
-            f"All-reduce between the two workers (median of 30, in a tf.function): the network's gradient, "
+            f"All-reduce between the two workers (median of 30, run eagerly, so an upper bound): the network's gradient, "
             f"{ar['params']:,} float32 ({ar['bytes'] / 1e6:.1f} MB), **{ar['gradient_ms']:.1f} ms**; one scalar "
             f"(the latency floor) {ar['scalar_ms']:.2f} ms.\n\n"
             f"K49 paper plan: {plan['fit_images']:,} images to fit an epoch; at this machine's measured "

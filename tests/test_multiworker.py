@@ -45,7 +45,7 @@ def start_cluster(tmp_path: Path, data_dir: Path, args: list[str], workers: int 
     return procs
 
 
-def finish(procs, timeout=300) -> list[tuple[int, str, str]]:
+def finish(procs, timeout=600) -> list[tuple[int, str, str]]:
     out = []
     for p in procs:
         try:
@@ -96,8 +96,8 @@ def test_two_workers_train_one_model_like_one_machine(data_dir, tmp_path):
 @pytest.mark.slow
 def test_a_killed_worker_stops_the_cluster_and_resume_continues(tmp_path):
     data = tmp_path / "data"
-    write_dataset(data, "small10", 10, 160, 2, seed=2)  # 1,440 images to fit: 45 steps an epoch
-    args = [*TRAIN, "--dataset", "small10", "--epochs", "4", "--run-id", "mw"]
+    write_dataset(data, "small10", 10, 100, 2, seed=2)  # 900 images to fit: 29 steps an epoch
+    args = [*TRAIN, "--dataset", "small10", "--epochs", "3", "--run-id", "mw"]
     procs = start_cluster(tmp_path, data, args)
     deadline = time.time() + 240
     while not (status(tmp_path, "mw").get("epoch", 0) >= 2 and status(tmp_path, "mw").get("batch", 0) >= 1):
@@ -116,11 +116,11 @@ def test_a_killed_worker_stops_the_cluster_and_resume_continues(tmp_path):
     assert failed["state"] == "failed" and "--resume" in failed["error"]
     # The same commands with --resume continue from the last completed epoch, not from scratch.
     before = json.loads((tmp_path / "runs-0" / "mw" / "history.json").read_text())
-    assert 1 <= len(before["loss"]) < 4
+    assert 1 <= len(before["loss"]) < 3
     results = finish(start_cluster(tmp_path, data, [*args, "--resume"]))
     assert [r[0] for r in results] == [0, 0], "\n".join(r[2][-1500:] for r in results)
     after = json.loads((tmp_path / "runs-0" / "mw" / "history.json").read_text())
-    assert len(after["loss"]) == 4 and after["loss"][:len(before["loss"])] == before["loss"]
+    assert len(after["loss"]) == 3 and after["loss"][:len(before["loss"])] == before["loss"]
     assert status(tmp_path, "mw")["state"] == "completed"
 
 
