@@ -19,7 +19,6 @@ import json
 import math
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: the package is beside benchmarks/
+from tests.test_multiworker import free_ports  # noqa: E402 - the tests' workers and these pick ports alike
 K49_TRAIN = 232_365  # K49 training images
 MARK = ("<!-- multiworker:start -->", "<!-- multiworker:end -->")
 
@@ -90,16 +90,6 @@ def role(kind: str, epochs: int, dataset: str, limit: int, out: Path) -> None:
             timings[name] = sorted(times)[len(times) // 2]
         report |= {"params": params, "allreduce_gradient_s": timings["gradient"], "allreduce_scalar_s": timings["scalar"]}
     out.write_text(json.dumps(report))
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def run_role(kind: str, args, tmp: Path, env_extra: dict | None = None, tag: str = "") -> subprocess.Popen:

@@ -11,17 +11,14 @@ from tests.conftest import SEED_RUN, png
 
 
 @pytest.fixture
-def data(tmp_path, monkeypatch):
-    """An empty data dir of this test's own: saved drawings land here."""
-    root = tmp_path / "data"
-    root.mkdir()
-    monkeypatch.setenv("KMNIST_DATA_DIR", str(root))
-    return root
+def data(no_data):
+    """The test's own empty data dir: saved drawings land here."""
+    return no_data
 
 
 @pytest.fixture
-def seed(runs_dir) -> runs.Run:
-    return runs.set_active(SEED_RUN)
+def seed(seed_run) -> runs.Run:
+    return seed_run
 
 
 def cross() -> np.ndarray:
