@@ -213,7 +213,7 @@ def int8_qdq(source: Path, train: np.ndarray) -> tuple[bytes, str]:
                             calibrate_method=CalibrationMethod.Percentile, nodes_to_exclude=keep_float)
         return quantized.read_bytes(), (f"int8 QDQ: per-channel int8 weights, uint8 activations calibrated on "
                                         f"{len(calibration)} training images (percentile); first convolution "
-                                        "and last dense layer float32")
+                                        "and the heads (logits, 'none of these' score) float32")
 
 
 def _heads(graph) -> list[str]:

@@ -223,8 +223,8 @@ def none_of_these(run, best) -> None:
     """Say plainly that the drawing looks like none of the characters the model knows, and where all 49 are."""
     st.warning(f"**This looks like none of the {len(run.classes)} characters this model knows** "
                f"({' '.join(c.char for c in run.classes)}). The nearest it reads is {best.char}, but that is a "
-               "guess at something it was never taught. [How all 49 characters are written](characters)",
-               icon=":material/help:")
+               "guess at something it was never taught.", icon=":material/help:")
+    st.page_link("pages/characters.py", label="How all 49 characters are written", icon=":material/menu_book:")
 
 
 def practice_score(run, drawn: tutor.Drawn, probs: np.ndarray, target: int) -> None:
