@@ -146,9 +146,9 @@ def open_page(page, url: str, path: str) -> None:
     page.locator("[data-testid=stSidebar]").get_by_text("Active model").wait_for()
 
 
-TITLES = {"": "Draw a character", "dataset": "Datasets", "embedding": "Embedding", "evaluation": "Evaluation",
-          "weak_classes": "Weak classes", "training": "Training"}  # URL path -> the page's heading
-NAVIGATION = ["Draw", "Dataset", "Embedding", "Evaluation", "Weak classes", "Training"]  # app.py's st.navigation
+TITLES = {"": "Draw a character", "dataset": "Datasets", "characters": "Characters", "embedding": "Embedding",
+          "evaluation": "Evaluation", "weak_classes": "Weak classes", "training": "Training"}  # URL path -> heading
+NAVIGATION = ["Draw", "Dataset", "Characters", "Embedding", "Evaluation", "Weak classes", "Training"]  # app.py's menu
 
 
 @pytest.mark.parametrize("path", list(TITLES))
