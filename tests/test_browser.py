@@ -470,8 +470,9 @@ def test_draw_with_a_broken_active_model_warns_once_and_answers_with_the_default
     assert "broken-seed" in text and "truncated" in text and f"shipped default {default.id}" in text, text
     assert "Traceback" not in page.content() and str(broken_url) not in text
 
-    def content_name(run) -> str:  # kmnist_live publishes a model under its content hash
-        return hashlib.sha256((run.path / "model.onnx").read_bytes()).hexdigest()[:16] + ".onnx"
+    def content_name(run) -> str:  # kmnist_live serves the run's browser model under its content hash
+        from kmnist.export import browser_path
+        return hashlib.sha256(browser_path(run).read_bytes()).hexdigest()[:16] + ".onnx"
 
     seed = content_name(runs.get_run("kmnist6k-seed"))
     assert served == [content_name(default)], f"the browser must run the default's model, not {seed}: {served}"

@@ -50,9 +50,13 @@ def test_the_browser_gets_a_smaller_copy_that_answers_like_float32(runs_dir, sha
     path = run.path / export.BROWSER_FILE
     assert info["state"] == "placed" and export.browser_path(run) == path, info
     assert info["sha256"] == export.sha256(path) and info["bytes"] == path.stat().st_size
-    assert info["bytes"] < export.onnx_path(run).stat().st_size / 3, "int8 should be about a quarter of float32"
+    # int8 is a quarter of the bytes, float16 half; which one is placed depends on which answers like float32
+    quarter = info["method"].startswith("int8 QDQ")
+    assert quarter or info["method"].startswith("float16"), info
+    assert info["bytes"] < export.onnx_path(run).stat().st_size / (3 if quarter else 1.8), info
     assert info["test_images"] == 1000 and info["accuracy_float32"] - info["accuracy"] <= export.MAX_ACCURACY_DROP
-    assert info["top1_agreement"] >= export.MIN_AGREEMENT and info["method"].startswith("int8 QDQ"), info
+    assert info["top1_agreement"] >= export.MIN_AGREEMENT, info
+    assert info["unknown_agreement"] >= export.MIN_AGREEMENT, "the browser decides 'none of these' as the server does"
     small, full = OnnxPredictor(path), OnnxPredictor(export.onnx_path(run))
     x = datasets.load_images("kmnist6k", "test", shared_data)[-200:]  # one image at a time, as the canvas asks
     same = np.mean([small(i).argmax() == full(i).argmax() for i in x])
