@@ -176,7 +176,8 @@ def live_canvas(run: runs.Run, key: str = "live", background: bytes | None = Non
     result = _CANVAS(
         key=key, data={"model": model_url(run), "ort": f"{_base()}ort/{runtime_tag()}/", "classes": classes,
                        "framing": run.framing.to_json(), "run": run.id, "background": picture,
-                       "answer": st.session_state.get(_served_key(key))},
+                       "answer": st.session_state.get(_served_key(key)),
+                       "unknown": rule.threshold if rule is not None else None},
         default={"drawing": None, "unsupported": False}, on_drawing_change=_on_drawing(key, answer, on_change),
         on_unsupported_change=lambda: None)
     if result.unsupported and not st.session_state.get(UNSUPPORTED):

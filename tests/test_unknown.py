@@ -112,7 +112,7 @@ def test_python_predictors_give_the_same_score_as_the_exported_model(unknown_png
 
 
 def test_draw_page_says_none_of_these_and_points_to_all_49(runs_dir):
-    from tests.test_app_pages import open_page, texts
+    from tests.apptest import open_page, texts
     runs.set_active(DEFAULT)
     font = ipa_fonts()[0]
 
@@ -124,7 +124,9 @@ def test_draw_page_says_none_of_these_and_points_to_all_49(runs_dir):
     assert not at.exception, [e.value for e in at.exception]
     said = texts(at.warning)
     assert "This looks like none of the 10 characters this model knows" in said, said
-    assert "](characters)" in said, "no link to where all 49 characters are shown"
+    links = [e.proto for e in at.get("page_link")]
+    assert [(link.page, link.label) for link in links] == [("characters", "How all 49 characters are written")], \
+        "no link to where all 49 characters are shown"
     at = open_page(draw_injected_image=canvas("つ"))
     assert "none of the" not in texts(at.warning), "a print つ, a character the model knows, read as unknown"
 
