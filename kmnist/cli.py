@@ -17,6 +17,12 @@ def _print_json(data) -> None:
     print(json.dumps(data, ensure_ascii=False, indent=1))
 
 
+def _finished(args, data: dict, line: str, state: str) -> int:
+    """A training command's result, as JSON or one line; exit 0 when it completed, else 3."""
+    _print_json(data) if args.json else print(line)
+    return 0 if state == "completed" else 3
+
+
 class UsageError(KmnistError):
     """Options that do not make a valid request."""
 
@@ -87,23 +93,15 @@ def cmd_train(args) -> int:
     callbacks = [] if args.json else [_ProgressPrinter()]
     run = train(config, run_id=args.run_id, data_root=args.data_dir, callbacks=callbacks, resume=args.resume)
     if not isinstance(run, runs.Run):  # a multi-worker cluster's worker other than the chief: no run of its own
-        if args.json:
-            _print_json(run.to_json())
-        else:
-            print(f"worker {run.worker} of {run.workers} {run.state} after {run.epochs_done} epochs; the chief "
-                  f"(worker 0) writes run {run.run_id}")
-        return 0 if run.state == "completed" else 3
+        return _finished(args, run.to_json(), f"worker {run.worker} of {run.workers} {run.state} after "
+                         f"{run.epochs_done} epochs; the chief (worker 0) writes run {run.run_id}", run.state)
     m = run.metrics
     summary = {"run": run.id, "state": m["state"], "accuracy": m["accuracy"],
                "balanced_accuracy": m["balanced_accuracy"], "macro_f1": m["macro_f1"],
                "train_seconds": m["train_seconds"]}
-    if args.json:
-        _print_json(summary)
-    else:
-        print(f"run {run.id} {m['state']}: test accuracy {m['accuracy']:.4f}, balanced accuracy "
-              f"{m['balanced_accuracy']:.4f}, macro F1 {m['macro_f1']:.4f}, {m['train_seconds']:.0f} s; "
-              f"files in {run.path}")
-    return 0 if m["state"] == "completed" else 3
+    return _finished(args, summary, f"run {run.id} {m['state']}: test accuracy {m['accuracy']:.4f}, balanced "
+                     f"accuracy {m['balanced_accuracy']:.4f}, macro F1 {m['macro_f1']:.4f}, "
+                     f"{m['train_seconds']:.0f} s; files in {run.path}", m["state"])
 
 
 class _ProgressPrinter:
@@ -125,12 +123,9 @@ def cmd_finetune(args) -> int:
     callbacks = [] if args.json else [_ProgressPrinter()]
     rep = finetune(args.run, args.drawings, epochs=args.epochs, seed=args.seed, run_id=args.run_id,
                    data_root=args.data_dir, callbacks=callbacks)
-    if args.json:
-        _print_json(rep.to_json())
-    else:
-        print(f"run {rep.run} {rep.state}, fine-tuned from {rep.base_run} with {rep.train_drawings} drawings "
-              f"(each seen {rep.repeat}x per epoch, {rep.epochs} epochs): {rep.summary()}")
-    return 0 if rep.state == "completed" else 3
+    return _finished(args, rep.to_json(), f"run {rep.run} {rep.state}, fine-tuned from {rep.base_run} with "
+                     f"{rep.train_drawings} drawings (each seen {rep.repeat}x per epoch, {rep.epochs} epochs): "
+                     f"{rep.summary()}", rep.state)
 
 
 def cmd_drawings_add(args) -> int:
